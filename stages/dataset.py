@@ -1,0 +1,97 @@
+"""Shared facts about the data: MedMNIST metadata, file names and the preprocessed layout.
+
+Every stage agrees on where files live through the helpers here, so that dvc.yaml and the code
+never disagree about a path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SPLITS = ("train", "val", "test")
+MEDMNIST_SIZES = (28, 64, 128, 224)
+RAW_DIR = Path("data/raw")
+PREPROCESSED_DIR = Path("data/preprocessed")
+
+
+@cache
+def medmnist_info() -> dict[str, Any]:
+    """MedMNIST's INFO table (URLs, MD5s, labels, split sizes) without importing torch."""
+    # medmnist's package __init__ prints a warning when torch is missing; we only need its tables.
+    with contextlib.redirect_stdout(io.StringIO()):
+        from medmnist.info import INFO
+    return INFO
+
+
+def dataset_info(dataset: str) -> dict[str, Any]:
+    """INFO entry of one 2D multi-class MedMNIST dataset, with a clear error for unknown names."""
+    info = medmnist_info()
+    if dataset not in info:
+        known = sorted(name for name, entry in info.items() if "url" in entry and "3d" not in name)
+        raise ValueError(f"Unknown MedMNIST dataset {dataset!r}. Known: {', '.join(known)}")
+    return info[dataset]
+
+
+def check_size(size: int) -> int:
+    """Reject image sizes MedMNIST does not publish."""
+    if size not in MEDMNIST_SIZES:
+        raise ValueError(f"Unsupported image size {size!r}: MedMNIST publishes {list(MEDMNIST_SIZES)}")
+    return size
+
+
+def medmnist_filename(dataset: str, size: int) -> str:
+    """MedMNIST's own file name for a size: `bloodmnist.npz` at 28 px, `bloodmnist_64.npz` above."""
+    return f"{dataset}.npz" if check_size(size) == 28 else f"{dataset}_{size}.npz"
+
+
+def info_url_and_md5(dataset: str, size: int) -> tuple[str, str]:
+    """Zenodo URL and MD5 of one file, from INFO."""
+    info = dataset_info(dataset)
+    suffix = "" if check_size(size) == 28 else f"_{size}"
+    return info[f"url{suffix}"], info[f"MD5{suffix}"]
+
+
+def class_names(dataset: str) -> list[str]:
+    """Label names in label order, from INFO."""
+    labels = dataset_info(dataset)["label"]
+    return [labels[str(i)] for i in range(len(labels))]
+
+
+def raw_path(dataset: str, size: int) -> Path:
+    """Where download puts one size (named uniformly so dvc.yaml can template it)."""
+    return RAW_DIR / f"{dataset}_{size}.npz"
+
+
+def preprocessed_dir(size: int) -> Path:
+    """Folder of one size's training-ready arrays and summary."""
+    return PREPROCESSED_DIR / str(size)
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split held in memory: uint8 images (N, H, W, 3) and int labels (N,)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+
+def load_split(folder: Path, split: str, mmap: bool = True) -> Split:
+    """Load one split written by the preprocess stage."""
+    mode = "r" if mmap else None
+    return Split(
+        images=np.load(folder / f"{split}_images.npy", mmap_mode=mode, allow_pickle=False),
+        labels=np.load(folder / f"{split}_labels.npy", allow_pickle=False).astype(np.int64),
+    )
+
+
+def load_summary(folder: Path) -> dict[str, Any]:
+    """The preprocess summary (class names, counts, duplicates) of one size."""
+    return json.loads((folder / "summary.json").read_text())

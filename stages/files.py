@@ -1,0 +1,45 @@
+"""Atomic, deterministic file writes: a stage never leaves a half-written output behind.
+
+Each writer fills a temporary file in the destination folder and renames it into place, so a
+killed stage leaves either the old file or the new one. JSON is written with sorted keys so the
+same content always gives the same bytes (and DVC sees no change).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The temporary name keeps the suffix: writers such as Keras check it (".keras").
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write `data` as pretty, key-sorted JSON."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def write_npy(path: Path, array: np.ndarray) -> None:
+    """Write one array as .npy (byte-identical for identical arrays, unlike np.savez's zip)."""
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        np.save(f, np.ascontiguousarray(array), allow_pickle=False)
