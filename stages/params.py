@@ -89,6 +89,7 @@ class PreprocessParams:
     """`preprocess`: validation of the raw arrays."""
 
     check_split_sizes: bool = True
+    drop_cross_split_duplicates: bool = False
 
 
 @dataclass(frozen=True)

@@ -97,12 +97,33 @@ def validate(
     return splits
 
 
+def image_digests(images: np.ndarray) -> list[bytes]:
+    """A content hash per image: equal digests mean byte-identical images."""
+    return [hashlib.blake2b(image.tobytes(), digest_size=16).digest() for image in images]
+
+
+def drop_cross_split_duplicates(splits: dict[str, Split]) -> tuple[dict[str, Split], dict[str, int]]:
+    """Remove from val and test every image that also appears in an earlier split (train, then val).
+
+    Such copies leak training images into evaluation. Returns the cleaned splits and how many
+    images each split lost.
+    """
+    seen: set[bytes] = set()
+    cleaned, dropped = {}, {}
+    for split in SPLITS:
+        digests = image_digests(splits[split].images)
+        keep = np.array([digest not in seen for digest in digests], dtype=bool)
+        seen.update(digests)
+        cleaned[split] = Split(images=splits[split].images[keep], labels=splits[split].labels[keep])
+        dropped[split] = int((~keep).sum())
+    return cleaned, dropped
+
+
 def find_duplicates(splits: dict[str, Split]) -> dict[str, Any]:
     """Exact duplicate images (same bytes) within and across splits, with their labels."""
     groups: dict[bytes, list[tuple[str, int, int]]] = defaultdict(list)
     for split, data in splits.items():
-        for index, image in enumerate(data.images):
-            digest = hashlib.blake2b(image.tobytes(), digest_size=16).digest()
+        for index, digest in enumerate(image_digests(data.images)):
             groups[digest].append((split, index, int(data.labels[index])))
     duplicate_groups = [members for members in groups.values() if len(members) > 1]
     duplicate_groups.sort()
@@ -161,7 +182,10 @@ def main() -> None:
         splits = validate(load_raw(source), size, len(names), expected, str(source))
     except (PreprocessError, ValueError) as error:
         sys.exit(f"preprocess failed: {error}")
-    summary = summarize(splits, names)
+    dropped = {split: 0 for split in SPLITS}
+    if params.drop_cross_split_duplicates:
+        splits, dropped = drop_cross_split_duplicates(splits)
+    summary = {**summarize(splits, names), "dropped_cross_split_duplicates": dropped}
     write_preprocessed(splits, summary, preprocessed_dir(size))
     dup = summary["duplicates"]
     print(

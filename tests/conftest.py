@@ -1,0 +1,119 @@
+"""Shared fixtures: temporary git + DVC copies of this project, fed by a synthetic local mirror."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.synthetic import write_mirror
+
+PROJECT = Path(__file__).resolve().parents[1]
+SHARED_DATA = PROJECT.parent / "shared" / "data"
+PROJECT_FILES = ("dvc.yaml", "params.yaml", "stages", ".dvcignore")
+
+# Tiny but real: one epoch of the real models on a few hundred synthetic 28 px images.
+TINY_PARAMS = {
+    "data.sizes": [28],
+    "preprocess.check_split_sizes": False,
+    "train.size": 28,
+    "train.epochs": 1,
+    "train.batch_size": 32,
+}
+
+
+def dvc_env() -> dict[str, str]:
+    """Environment for subprocesses: this interpreter's tools first, no analytics, quiet TF."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["DVC_NO_ANALYTICS"] = "1"
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def run(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command in `repo`, capturing output; on unexpected failure show what it printed."""
+    result = subprocess.run(args, cwd=repo, env=dvc_env(), capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def set_params(repo: Path, overrides: dict[str, Any]) -> None:
+    """Set dotted keys (`train.epochs`) in the repo's params.yaml."""
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for dotted, value in overrides.items():
+        node = params
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def ran_stages(output: str) -> list[str]:
+    """Names of the stages `dvc repro`/`dvc exp run` actually ran, from its output."""
+    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
+
+
+def init_project_repo(repo: Path, mirror: Path, overrides: dict[str, Any] | None = None) -> Path:
+    """Copy the project into `repo`, point it at `mirror`, and make it a committed git + DVC repo."""
+    repo.mkdir(parents=True)
+    for name in PROJECT_FILES:
+        source = PROJECT / name
+        if source.is_dir():
+            shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif source.exists():
+            shutil.copy2(source, repo / name)
+    set_params(repo, {**TINY_PARAMS, "data.mirror": str(mirror), **(overrides or {})})
+    run(repo, "git", "init", "-q")
+    run(repo, "git", "config", "user.email", "test@example.com")
+    run(repo, "git", "config", "user.name", "test")
+    run(repo, "dvc", "init", "-q")
+    run(repo, "dvc", "config", "core.analytics", "false")
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", "project")
+    return repo
+
+
+@pytest.fixture(scope="session")
+def synthetic_mirror(tmp_path_factory) -> Path:
+    """A local mirror with synthetic bloodmnist files at 28 and 64 px and an MD5SUMS file."""
+    return write_mirror(tmp_path_factory.mktemp("mirror"), [28, 64])
+
+
+@pytest.fixture(scope="session")
+def reproduced_repo(tmp_path_factory, synthetic_mirror) -> Path:
+    """A project repo on which `dvc repro` has run once and been committed (built once per session)."""
+    repo = init_project_repo(tmp_path_factory.mktemp("base") / "repo", synthetic_mirror)
+    run(repo, "dvc", "repro")
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", "first run")
+    return repo
+
+
+@pytest.fixture
+def project_repo(tmp_path, reproduced_repo) -> Path:
+    """A private copy of the reproduced repo (its DVC cache included) for a test to change."""
+    copy = tmp_path / "repo"
+    shutil.copytree(reproduced_repo, copy, symlinks=True)
+    return copy
+
+
+@pytest.fixture
+def new_repo(tmp_path, synthetic_mirror) -> Callable[..., Path]:
+    """Factory for a fresh, never-reproduced project repo with extra param overrides."""
+
+    def make(overrides: dict[str, Any] | None = None) -> Path:
+        return init_project_repo(tmp_path / "fresh", synthetic_mirror, overrides)
+
+    return make
