@@ -49,3 +49,42 @@ def test_a_preprocess_param_reruns_preprocessing_and_stops_where_outputs_are_ide
     set_params(project_repo, {"preprocess.drop_cross_split_duplicates": True})
     assert ran_stages(run(project_repo, "dvc", "repro").stdout) == ["preprocess@28"]
     assert (project_repo / "data/preprocessed/28/train_images.npy").read_bytes() == before
+
+
+def test_exp_run_with_the_other_model_is_listed_by_exp_show(project_repo):
+    result = run(project_repo, "dvc", "exp", "run", "-S", "model=baseline")
+    assert ran_stages(result.stdout) == ["train", "evaluate"]
+    rows = json.loads(run(project_repo, "dvc", "exp", "show", "--json").stdout)
+    experiments = [exp for row in rows for exp in (row.get("experiments") or [])]
+    assert len(experiments) == 1
+    data = experiments[0]["revs"][0]["data"]
+    assert data["params"]["params.yaml"]["data"]["model"] == "baseline"
+    accuracy = data["metrics"]["metrics/evaluate/metrics.json"]["data"]["accuracy"]
+    assert 0.0 <= accuracy <= 1.0
+
+
+def test_metrics_diff_between_two_commits_shows_the_changed_accuracy(project_repo):
+    before = json.loads((project_repo / "metrics/evaluate/metrics.json").read_text())["accuracy"]
+    set_params(project_repo, {"train.epochs": 3, "train.lr": 0.003})
+    run(project_repo, "dvc", "repro")
+    after = json.loads((project_repo / "metrics/evaluate/metrics.json").read_text())["accuracy"]
+    diff = json.loads(run(project_repo, "dvc", "metrics", "diff", "HEAD", "--all", "--json").stdout)
+    change = diff["metrics/evaluate/metrics.json"]["accuracy"]
+    assert change["old"] == pytest.approx(before) and change["new"] == pytest.approx(after)
+    assert diff["metrics/train/metrics.json"]["epochs_run"] == {"old": 1, "new": 3, "diff": 2}
+    table = run(project_repo, "dvc", "metrics", "diff", "HEAD", "--all", "--md").stdout
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines() if line]
+    accuracy_row = next(row for row in rows if row[:2] == ["metrics/evaluate/metrics.json", "accuracy"])
+    assert float(accuracy_row[2]) == pytest.approx(before, abs=1e-5)
+    assert float(accuracy_row[3]) == pytest.approx(after, abs=1e-5)
+
+
+def test_an_unknown_model_name_fails_before_training(project_repo):
+    """DVC itself refuses a model with no `models.<name>` group; the stage lists names when run directly."""
+    result = run(project_repo, "dvc", "exp", "run", "-S", "model=resnet9000", check=False)
+    assert result.returncode != 0
+    assert "Parameters 'models.resnet9000' are missing" in result.stderr
+    set_params(project_repo, {"model": "resnet9000", "models.resnet9000": {}})
+    direct = run(project_repo, "python", "-m", "stages.train", check=False)
+    assert direct.returncode == 1
+    assert "train failed: Unknown model 'resnet9000'. Known models: baseline" in direct.stderr
