@@ -119,3 +119,9 @@ class TrainParams:
     lr_factor: float = 0.5
     lr_patience: int = 3
     min_lr: float = 1e-6
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    schedule: str = "plateau"
+    warmup_epochs: int = 0
+    label_smoothing: float = 0.0
+    deterministic: bool = False

@@ -9,8 +9,12 @@ Run: python -m stages.train
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +27,13 @@ from stages.class_weights import read_class_weights
 from stages.dataset import Split, load_split, load_summary, preprocessed_dir
 from stages.files import atomic_path, write_json
 from stages.params import AugmentParams, ParamsError, TrainParams, load_params, load_value, read_params
+from stages.recipe import check_recipe, make_loss, make_optimizer, schedule_callbacks
 
 MODEL_DIR = Path("models")
 MODEL_FILE = MODEL_DIR / "model.keras"
 MODEL_CARD = MODEL_DIR / "model.json"
 LIVE_DIR = Path("metrics/train")
+BACKUP_ROOT = Path("data/train-backup")
 
 
 class LiveLogger(keras.callbacks.Callback):
@@ -57,13 +63,16 @@ class LiveLogger(keras.callbacks.Callback):
         self.live.next_step()
 
 
-def make_inputs(split: Split, batch_size: int, shuffle: bool, seed: int) -> Any:
+def make_inputs(split: Split, batch_size: int, shuffle: bool, seed: int, one_hot: int = 0) -> Any:
     """Batches of (uint8 image, label) from in-memory arrays.
 
     Under TensorFlow a tf.data pipeline (shuffled each epoch, prefetched); under other backends
-    Keras's own array adapter, so the stage runs where TensorFlow is not installed.
+    Keras's own array adapter, so the stage runs where TensorFlow is not installed. With
+    `one_hot` set to the number of classes, labels are one-hot (label smoothing needs them).
     """
     images, labels = np.asarray(split.images), split.labels.astype("int32")
+    if one_hot:
+        labels = np.eye(one_hot, dtype="float32")[labels]
     if keras.backend.backend() != "tensorflow":
         return images, labels
     import tensorflow as tf
@@ -83,25 +92,19 @@ def fit(
     seed: int,
     callbacks: list[keras.callbacks.Callback],
 ) -> keras.callbacks.History:
-    """Compile with Adam and sparse cross-entropy, then fit with early stopping and LR decay."""
+    """Compile with the recipe's optimizer and loss, then fit with early stopping and LR decay."""
+    steps_per_epoch = -(-len(train.labels) // params.batch_size)
+    n_classes = model.output_shape[-1]
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=params.lr),
-        loss="sparse_categorical_crossentropy",
+        optimizer=make_optimizer(params, steps_per_epoch),
+        loss=make_loss(params),
         metrics=["accuracy"],
     )
-    train_inputs = make_inputs(train, params.batch_size, shuffle=True, seed=seed)
-    val_inputs = make_inputs(val, params.batch_size, shuffle=False, seed=seed)
+    one_hot = n_classes if params.label_smoothing else 0
+    train_inputs = make_inputs(train, params.batch_size, shuffle=True, seed=seed, one_hot=one_hot)
+    val_inputs = make_inputs(val, params.batch_size, shuffle=False, seed=seed, one_hot=one_hot)
     array_inputs = isinstance(train_inputs, tuple)
     x, y = train_inputs if array_inputs else (train_inputs, None)
-    callbacks = [
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=params.early_stopping_patience, restore_best_weights=True
-        ),
-        keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=params.lr_factor, patience=params.lr_patience, min_lr=params.min_lr
-        ),
-        *callbacks,
-    ]
     return model.fit(
         x,
         y,
@@ -110,9 +113,24 @@ def fit(
         epochs=params.epochs,
         validation_data=val_inputs,
         class_weight=class_weight,
-        callbacks=callbacks,
+        callbacks=[*schedule_callbacks(params), *callbacks],
         verbose=2,
     )
+
+
+def backup_dir(config: dict[str, Any]) -> Path:
+    """Per-configuration folder for epoch checkpoints, so a killed run resumes only its own training."""
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+    return BACKUP_ROOT / digest
+
+
+def set_determinism(seed: int, deterministic: bool) -> None:
+    """Seed every generator; with `deterministic`, also make TensorFlow's ops reproducible."""
+    keras.utils.set_random_seed(seed)
+    if deterministic and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
 
 
 def main() -> None:
@@ -122,13 +140,14 @@ def main() -> None:
     params = load_params("train", TrainParams)
     augment = load_params("augment", AugmentParams)
     hparams = all_params.get("models", {}).get(model_name) or {}
-    keras.utils.set_random_seed(seed)
+    set_determinism(seed, params.deterministic)
 
     folder = preprocessed_dir(params.size)
     summary = load_summary(folder)
     classes = summary["classes"]
     train, val = load_split(folder, "train", mmap=False), load_split(folder, "val", mmap=False)
     try:
+        check_recipe(params)
         model = create_model(model_name, tuple(summary["image_shape"]), len(classes), augment, hparams)
     except (ValueError, ParamsError) as error:
         sys.exit(f"train failed: {error}")
@@ -137,44 +156,50 @@ def main() -> None:
         f"at {params.size} px, backend {keras.backend.backend()}"
     )
 
-    with Live(str(LIVE_DIR), dvcyaml=False, save_dvc_exp=False) as live:
+    config = {"model": model_name, "hparams": hparams, "train": asdict(params), "augment": asdict(augment)}
+    backup = backup_dir({**config, "seed": seed, "data": summary})
+    resuming = backup.exists()
+    if not resuming:
+        shutil.rmtree(LIVE_DIR, ignore_errors=True)  # persisted by DVC only for resuming
+    else:
+        print(f"resuming from the last epoch checkpoint in {backup}")
+    with Live(str(LIVE_DIR), dvcyaml=False, save_dvc_exp=False, resume=resuming) as live:
         start = time.perf_counter()
-        history = fit(model, train, val, params, read_class_weights(), seed, [LiveLogger(live)])
+        resume = keras.callbacks.BackupAndRestore(str(backup))
+        history = fit(model, train, val, params, read_class_weights(), seed, [resume, LiveLogger(live)])
         train_seconds = time.perf_counter() - start
         val_losses = history.history["val_loss"]
-        best_epoch = int(np.argmin(val_losses)) + 1
+        best = int(np.argmin(val_losses))
+        epochs_run, best_epoch = history.epoch[-1] + 1, history.epoch[best] + 1
         for name, value in {
             "best/epoch": best_epoch,
-            "best/val_loss": val_losses[best_epoch - 1],
-            "best/val_accuracy": history.history["val_accuracy"][best_epoch - 1],
-            "epochs_run": len(val_losses),
+            "best/val_loss": float(val_losses[best]),
+            "best/val_accuracy": float(history.history["val_accuracy"][best]),
+            "epochs_run": epochs_run,
             "train_seconds": train_seconds,
             "parameters": model.count_params(),
         }.items():
-            live.log_metric(name, float(value) if isinstance(value, float) else value, plot=False)
+            live.log_metric(name, value, plot=False)
 
     with atomic_path(MODEL_FILE) as tmp:
         model.save(tmp)
     write_json(
         MODEL_CARD,
         {
-            "model": model_name,
-            "hparams": hparams,
-            "train": params.__dict__,
-            "augment": augment.__dict__,
+            **config,
             "seed": seed,
             "classes": classes,
             "input_shape": summary["image_shape"],
             "parameters": model.count_params(),
-            "epochs_run": len(val_losses),
+            "epochs_run": epochs_run,
             "best_epoch": best_epoch,
             "train_seconds": round(train_seconds, 1),
             "backend": keras.backend.backend(),
         },
     )
     print(
-        f"{MODEL_FILE}: best epoch {best_epoch} of {len(val_losses)}, "
-        f"val_accuracy {history.history['val_accuracy'][best_epoch - 1]:.4f}, {train_seconds:.0f} s"
+        f"{MODEL_FILE}: best epoch {best_epoch} of {epochs_run}, "
+        f"val_accuracy {history.history['val_accuracy'][best]:.4f}, {train_seconds:.0f} s"
     )
 
 

@@ -1,0 +1,84 @@
+"""Train stage: recipe validation, resuming a killed run, determinism."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import replace
+
+import pytest
+
+from stages.params import TrainParams
+from stages.recipe import check_recipe, learning_rate
+from tests.conftest import dvc_env, ran_stages, run, set_params
+
+BASE = TrainParams(size=28, epochs=10, batch_size=32, lr=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"optimizer": "sgd"}, "Unknown train.optimizer 'sgd'. Known: adam, adamw"),
+        ({"schedule": "step"}, "Unknown train.schedule 'step'. Known: plateau, cosine"),
+        ({"label_smoothing": 1.5}, r"label_smoothing must be in \[0, 1\)"),
+        ({"epochs": 0}, "train.epochs must be at least 1"),
+        ({"lr": -1.0}, "train.lr must be positive"),
+    ],
+)
+def test_bad_recipes_are_refused(change, message):
+    with pytest.raises(ValueError, match=message):
+        check_recipe(replace(BASE, **change))
+
+
+def test_cosine_schedule_warms_up_then_decays_to_min_lr():
+    schedule = learning_rate(
+        replace(BASE, schedule="cosine", warmup_epochs=1, min_lr=1e-5), steps_per_epoch=10
+    )
+    assert float(schedule(0)) == pytest.approx(1e-5)
+    assert float(schedule(10)) == pytest.approx(1e-3)
+    assert float(schedule(100)) == pytest.approx(1e-5, rel=1e-3)
+    assert learning_rate(BASE, 10) == 1e-3
+
+
+@pytest.mark.slow
+def test_a_killed_training_resumes_from_its_last_epoch(project_repo):
+    set_params(project_repo, {"train.epochs": 4, "train.batch_size": 2, "train.early_stopping_patience": 10})
+    process = subprocess.Popen(
+        ["dvc", "repro"],
+        cwd=project_repo,
+        env=dvc_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    metadata = list((project_repo / "data/train-backup").glob("*/training_metadata.json"))
+    deadline = time.time() + 120
+    while not metadata or json.loads(metadata[0].read_text())["epoch"] < 2:
+        assert process.poll() is None and time.time() < deadline, "training ended before it could be killed"
+        time.sleep(0.2)
+        metadata = list((project_repo / "data/train-backup").glob("*/training_metadata.json"))
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (project_repo / "models/model.keras").exists()
+
+    result = run(project_repo, "dvc", "repro")
+    assert ran_stages(result.stdout) == ["train", "evaluate"]
+    assert "resuming from the last epoch checkpoint" in result.stdout
+    assert "Epoch 3/4" in result.stdout and "Epoch 1/4" not in result.stdout
+    summary = json.loads((project_repo / "metrics/train/metrics.json").read_text())
+    assert summary["epochs_run"] == 4
+    curve = (project_repo / "metrics/train/plots/metrics/val/loss.tsv").read_text().splitlines()
+    assert [line.split("\t")[0] for line in curve[1:]] == ["0", "1", "2", "3"]
+    assert not list((project_repo / "data/train-backup").glob("*/*.h5")), "checkpoint kept after success"
+
+
+@pytest.mark.slow
+def test_same_seed_gives_identical_metrics(project_repo):
+    set_params(project_repo, {"train.deterministic": True, "train.epochs": 2})
+    run(project_repo, "dvc", "repro")
+    first = (project_repo / "metrics/evaluate/metrics.json").read_text()
+    run(project_repo, "dvc", "repro", "--force", "train")
+    assert (project_repo / "metrics/evaluate/metrics.json").read_text() == first
