@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from pathlib import Path
 
 import keras
@@ -19,8 +20,9 @@ import numpy as np
 from stages.dataset import load_split, preprocessed_dir
 from stages.files import atomic_path, write_json
 from stages.metrics import classification_metrics, per_class_report
-from stages.params import TrainParams, load_params
+from stages.params import EvaluateParams, TrainParams, load_params
 from stages.train import MODEL_CARD, MODEL_FILE
+from stages.tta import predict_probabilities
 
 METRICS_DIR = Path("metrics/evaluate")
 PLOTS_DIR = Path("plots/evaluate")
@@ -38,11 +40,15 @@ def confusion_rows(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str
 
 def main() -> None:
     size = load_params("train", TrainParams).size
+    params = load_params("evaluate", EvaluateParams)
     card = json.loads(MODEL_CARD.read_text())
     classes = card["classes"]
     test = load_split(preprocessed_dir(size), "test", mmap=False)
     model = keras.saving.load_model(MODEL_FILE)
-    scores = model.predict(np.asarray(test.images), batch_size=PREDICT_BATCH, verbose=0)
+    try:
+        scores = predict_probabilities(model, np.asarray(test.images), PREDICT_BATCH, params.tta_views)
+    except ValueError as error:
+        sys.exit(f"evaluate failed: {error}")
     y_pred = scores.argmax(axis=1)
 
     metrics = classification_metrics(test.labels, scores)

@@ -125,3 +125,10 @@ class TrainParams:
     warmup_epochs: int = 0
     label_smoothing: float = 0.0
     deterministic: bool = False
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    """`evaluate`: how test predictions are made."""
+
+    tta_views: int = 1  # 8 = average over every rotation and flip of each test image
