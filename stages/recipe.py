@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import keras
 
+from stages.devices import check_distribution, resolve
 from stages.params import TrainParams
 
 OPTIMIZERS = ("adam", "adamw")
@@ -27,6 +28,9 @@ def check_recipe(params: TrainParams) -> None:
             raise ValueError(f"train.{name} must be at least 1, got {getattr(params, name)}")
     if params.lr <= 0:
         raise ValueError(f"train.lr must be positive, got {params.lr}")
+    resolve(params.mixed_precision, "mixed_precision")
+    resolve(params.jit_compile, "jit_compile")
+    check_distribution(params.distribute)
 
 
 def learning_rate(

@@ -25,6 +25,7 @@ from dvclive import Live
 from stages.architectures import create_model
 from stages.class_weights import read_class_weights
 from stages.dataset import Split, load_split, load_summary, preprocessed_dir
+from stages.devices import distribution, resolve, set_precision
 from stages.files import atomic_path, write_json
 from stages.params import AugmentParams, ParamsError, TrainParams, load_params, load_value, read_params
 from stages.recipe import check_recipe, make_loss, make_optimizer, schedule_callbacks
@@ -99,6 +100,7 @@ def fit(
         optimizer=make_optimizer(params, steps_per_epoch),
         loss=make_loss(params),
         metrics=["accuracy"],
+        jit_compile=resolve(params.jit_compile, "jit_compile"),
     )
     one_hot = n_classes if params.label_smoothing else 0
     train_inputs = make_inputs(train, params.batch_size, shuffle=True, seed=seed, one_hot=one_hot)
@@ -133,6 +135,34 @@ def set_determinism(seed: int, deterministic: bool) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+def train_with_live(
+    model: keras.Model, train: Split, val: Split, params: TrainParams, seed: int, backup: Path
+) -> dict[str, Any]:
+    """Fit with epoch checkpoints in `backup` and curves in dvclive; return the run's summary."""
+    resuming = backup.exists()
+    if resuming:
+        print(f"resuming from the last epoch checkpoint in {backup}")
+    else:
+        shutil.rmtree(LIVE_DIR, ignore_errors=True)  # persisted by DVC only for resuming
+    with Live(str(LIVE_DIR), dvcyaml=False, save_dvc_exp=False, resume=resuming) as live:
+        start = time.perf_counter()
+        resume = keras.callbacks.BackupAndRestore(str(backup))
+        history = fit(model, train, val, params, read_class_weights(), seed, [resume, LiveLogger(live)])
+        val_losses = history.history["val_loss"]
+        best = int(np.argmin(val_losses))
+        summary = {
+            "best/epoch": history.epoch[best] + 1,
+            "best/val_loss": float(val_losses[best]),
+            "best/val_accuracy": float(history.history["val_accuracy"][best]),
+            "epochs_run": history.epoch[-1] + 1,
+            "train_seconds": round(time.perf_counter() - start, 1),
+            "parameters": model.count_params(),
+        }
+        for name, value in summary.items():
+            live.log_metric(name, value, plot=False)
+    return summary
+
+
 def main() -> None:
     all_params = read_params()
     seed = int(load_value("seed"))
@@ -141,65 +171,33 @@ def main() -> None:
     augment = load_params("augment", AugmentParams)
     hparams = all_params.get("models", {}).get(model_name) or {}
     set_determinism(seed, params.deterministic)
-
     folder = preprocessed_dir(params.size)
     summary = load_summary(folder)
     classes = summary["classes"]
     train, val = load_split(folder, "train", mmap=False), load_split(folder, "val", mmap=False)
+    config = {"model": model_name, "hparams": hparams, "train": asdict(params), "augment": asdict(augment)}
+
     try:
         check_recipe(params)
-        model = create_model(model_name, tuple(summary["image_shape"]), len(classes), augment, hparams)
+        policy = set_precision(params.mixed_precision)
+        with distribution(params.distribute) as replicas:
+            model = create_model(model_name, tuple(summary["image_shape"]), len(classes), augment, hparams)
+            print(
+                f"{model.name}: {model.count_params():,} parameters, {len(train.labels)} training images "
+                f"at {params.size} px, backend {keras.backend.backend()}, {policy}, {replicas} replica(s)"
+            )
+            backup = backup_dir({**config, "seed": seed, "data": summary})
+            result = train_with_live(model, train, val, params, seed, backup)
     except (ValueError, ParamsError) as error:
         sys.exit(f"train failed: {error}")
-    print(
-        f"{model.name}: {model.count_params():,} parameters, {len(train.labels)} training images "
-        f"at {params.size} px, backend {keras.backend.backend()}"
-    )
-
-    config = {"model": model_name, "hparams": hparams, "train": asdict(params), "augment": asdict(augment)}
-    backup = backup_dir({**config, "seed": seed, "data": summary})
-    resuming = backup.exists()
-    if not resuming:
-        shutil.rmtree(LIVE_DIR, ignore_errors=True)  # persisted by DVC only for resuming
-    else:
-        print(f"resuming from the last epoch checkpoint in {backup}")
-    with Live(str(LIVE_DIR), dvcyaml=False, save_dvc_exp=False, resume=resuming) as live:
-        start = time.perf_counter()
-        resume = keras.callbacks.BackupAndRestore(str(backup))
-        history = fit(model, train, val, params, read_class_weights(), seed, [resume, LiveLogger(live)])
-        train_seconds = time.perf_counter() - start
-        val_losses = history.history["val_loss"]
-        best = int(np.argmin(val_losses))
-        epochs_run, best_epoch = history.epoch[-1] + 1, history.epoch[best] + 1
-        for name, value in {
-            "best/epoch": best_epoch,
-            "best/val_loss": float(val_losses[best]),
-            "best/val_accuracy": float(history.history["val_accuracy"][best]),
-            "epochs_run": epochs_run,
-            "train_seconds": train_seconds,
-            "parameters": model.count_params(),
-        }.items():
-            live.log_metric(name, value, plot=False)
 
     with atomic_path(MODEL_FILE) as tmp:
         model.save(tmp)
-    write_json(
-        MODEL_CARD,
-        {
-            **config,
-            "seed": seed,
-            "classes": classes,
-            "input_shape": summary["image_shape"],
-            "parameters": model.count_params(),
-            "epochs_run": epochs_run,
-            "best_epoch": best_epoch,
-            "train_seconds": round(train_seconds, 1),
-            "backend": keras.backend.backend(),
-        },
-    )
+    card = {**config, "seed": seed, "classes": classes, "input_shape": summary["image_shape"]}
+    write_json(MODEL_CARD, {**card, **result, "backend": keras.backend.backend(), "dtype_policy": policy})
     print(
-        f"{MODEL_FILE}: best epoch {best_epoch} of {epochs_run}, "
-        f"val_accuracy {history.history['val_accuracy'][best]:.4f}, {train_seconds:.0f} s"
+        f"{MODEL_FILE}: best epoch {result['best/epoch']} of {result['epochs_run']}, "
+        f"val_accuracy {result['best/val_accuracy']:.4f}, {result['train_seconds']:.0f} s"
     )
 
 

@@ -82,3 +82,30 @@ def test_same_seed_gives_identical_metrics(project_repo):
     first = (project_repo / "metrics/evaluate/metrics.json").read_text()
     run(project_repo, "dvc", "repro", "--force", "train")
     assert (project_repo / "metrics/evaluate/metrics.json").read_text() == first
+
+
+TWO_CPU_DEVICES = """
+import runpy, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+sys.argv = ["stages.train"]
+runpy.run_module("stages.train", run_name="__main__")
+"""
+
+
+@pytest.mark.slow
+def test_data_parallel_training_on_two_logical_cpu_devices(project_repo):
+    """`train.distribute: data_parallel` mirrors the model over every device (here two CPU halves)."""
+    set_params(project_repo, {"train.distribute": "data_parallel", "train.epochs": 2})
+    result = run(project_repo, "python", "-c", TWO_CPU_DEVICES)
+    assert "2 replica(s)" in result.stdout
+    assert "Epoch 2/2" in result.stdout
+    assert json.loads((project_repo / "models/model.json").read_text())["epochs_run"] == 2
+
+
+def test_bad_hardware_switches_are_refused():
+    with pytest.raises(ValueError, match="distribute must be one of none, data_parallel, got 'horovod'"):
+        check_recipe(replace(BASE, distribute="horovod"))
+    with pytest.raises(ValueError, match="train.jit_compile must be one of auto, on, off, got 'yes'"):
+        check_recipe(replace(BASE, jit_compile="yes"))

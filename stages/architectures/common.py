@@ -31,5 +31,5 @@ def conv_bn(
 
 
 def softmax_head(x, n_classes: int):
-    """The final class-probability layer every model ends with."""
-    return layers.Dense(n_classes, activation="softmax", name="predictions")(x)
+    """The final class-probability layer every model ends with (float32 even under mixed precision)."""
+    return layers.Dense(n_classes, activation="softmax", dtype="float32", name="predictions")(x)

@@ -1,0 +1,98 @@
+"""Accuracy benchmark: train N seeds of a named configuration as DVC experiments, print mean ± std.
+
+A configuration is a YAML file of dotted param overrides (configs/*.yaml). Each seed runs as
+`dvc exp run -n <config>-seed<k> -S key=value ...`, so every run stays inspectable with
+`dvc exp show` and can be applied with `dvc exp apply`. Extra `-S` overrides go to every run.
+
+    python scripts/bench_accuracy.py configs/report_skip.yaml --seeds 3 -S train.size=28
+    python scripts/bench_accuracy.py configs/report_skip.yaml --seeds 3 --report-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+METRICS = "metrics/evaluate/metrics.json"
+TRAIN_METRICS = "metrics/train/metrics.json"
+
+
+def config_overrides(path: Path) -> list[str]:
+    """`key=value` strings from a config file of dotted keys (YAML values, so lists stay lists)."""
+    if not path.exists():
+        sys.exit(f"no such configuration: {path} (see configs/)")
+    overrides = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(overrides, dict):
+        sys.exit(f"{path}: expected a mapping of dotted param keys to values")
+    return [f"{key}={json.dumps(value)}" for key, value in overrides.items()]
+
+
+def experiment_rows(names: set[str]) -> dict[str, dict]:
+    """Metrics of the named experiments, from `dvc exp show --json`."""
+    shown = json.loads(
+        subprocess.run(["dvc", "exp", "show", "--json"], check=True, capture_output=True, text=True).stdout
+    )
+    rows = {}
+    for baseline in shown:
+        for exp in baseline.get("experiments") or []:
+            if exp.get("name") in names:
+                data = exp["revs"][0]["data"]
+                rows[exp["name"]] = {
+                    path: entry["data"] for path, entry in (data.get("metrics") or {}).items()
+                }
+    return rows
+
+
+def summarize(values: list[float]) -> str:
+    mean = statistics.fmean(values)
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{mean:.4f} ± {spread:.4f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config", type=Path)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=42)
+    parser.add_argument("-S", "--set-param", action="append", default=[], help="extra override for every run")
+    parser.add_argument("--report-only", action="store_true", help="only summarize existing experiments")
+    args = parser.parse_args()
+
+    overrides = [*config_overrides(args.config), *args.set_param]
+    names = {
+        f"{args.config.stem}-seed{seed}": seed
+        for seed in range(args.first_seed, args.first_seed + args.seeds)
+    }
+    if not args.report_only:
+        for name, seed in names.items():
+            command = ["dvc", "exp", "run", "-n", name, "-S", f"seed={seed}"]
+            for override in overrides:
+                command += ["-S", override]
+            print("+", " ".join(command), flush=True)
+            subprocess.run(command, check=True)
+
+    rows = experiment_rows(set(names))
+    missing = sorted(set(names) - set(rows))
+    if missing:
+        sys.exit(f"experiments not found: {missing} (run without --report-only)")
+    evaluated = [rows[name][METRICS] for name in names]
+    trained = [rows[name][TRAIN_METRICS] for name in names]
+    print("\n| configuration | seeds | test accuracy | macro-F1 | AUC | train time (s) | epochs |")
+    print("|---|---|---|---|---|---|---|")
+    print(
+        f"| {args.config.stem} | {len(names)} | {summarize([m['accuracy'] for m in evaluated])} "
+        f"| {summarize([m['macro_f1'] for m in evaluated])} | {summarize([m['auc'] for m in evaluated])} "
+        f"| {summarize([t['train_seconds'] for t in trained]).replace('.0000', '')} "
+        f"| {summarize([t['epochs_run'] for t in trained])} |"
+    )
+    print("\noverrides: " + " ".join(overrides))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Hardware settings for training: mixed precision, XLA and data parallelism, from params.
+
+`auto` turns mixed precision and XLA on where they pay (a GPU) and off on CPUs. Data parallelism
+uses the backend's own engine: `tf.distribute.MirroredStrategy` under TensorFlow, Keras's
+`DataParallel` distribution under JAX. Nothing here is home-made scheduling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import keras
+
+SWITCHES = ("auto", "on", "off")
+DISTRIBUTIONS = ("none", "data_parallel")
+
+
+def accelerators() -> list[str]:
+    """Names of the GPUs (or TPUs) the current backend sees; empty on a CPU-only machine."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return [device.name for device in tf.config.list_logical_devices("GPU")]
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return [str(device) for device in jax.devices() if device.platform != "cpu"]
+    return []
+
+
+def resolve(switch: str, name: str) -> bool:
+    """`on`/`off` as given; `auto` is on only when there is an accelerator."""
+    if switch not in SWITCHES:
+        raise ValueError(f"train.{name} must be one of {', '.join(SWITCHES)}, got {switch!r}")
+    return bool(accelerators()) if switch == "auto" else switch == "on"
+
+
+def set_precision(mixed_precision: str) -> str:
+    """Set Keras's global dtype policy before models are built; returns the policy's name."""
+    policy = "mixed_float16" if resolve(mixed_precision, "mixed_precision") else "float32"
+    keras.config.set_dtype_policy(policy)
+    return policy
+
+
+def check_distribution(mode: str) -> None:
+    """Reject an unknown `train.distribute` value."""
+    if mode not in DISTRIBUTIONS:
+        raise ValueError(f"train.distribute must be one of {', '.join(DISTRIBUTIONS)}, got {mode!r}")
+
+
+@contextlib.contextmanager
+def distribution(mode: str) -> Iterator[int]:
+    """Context in which to build and compile the model; yields the number of replicas.
+
+    `data_parallel` splits each batch over every accelerator, or over every logical CPU device
+    when there is none (how it is tested on a CPU machine).
+    """
+    check_distribution(mode)
+    if mode == "none":
+        yield 1
+    elif keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        devices = accelerators() or [device.name for device in tf.config.list_logical_devices("CPU")]
+        strategy = tf.distribute.MirroredStrategy(devices)
+        with strategy.scope():
+            yield strategy.num_replicas_in_sync
+    else:
+        devices = keras.distribution.list_devices()
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        try:
+            yield len(devices)
+        finally:
+            keras.distribution.set_distribution(None)
