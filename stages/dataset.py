@@ -18,7 +18,9 @@ import numpy as np
 
 SPLITS = ("train", "val", "test")
 MEDMNIST_SIZES = (28, 64, 128, 224)
+SOURCES = ("medmnist", "folder")  # data.source: MedMNIST's npz files, or a class-per-folder image set
 RAW_DIR = Path("data/raw")
+CLASSES_FILE = RAW_DIR / "classes.json"  # label names in label order, written by download for any source
 PREPROCESSED_DIR = Path("data/preprocessed")
 
 
@@ -63,6 +65,26 @@ def class_names(dataset: str) -> list[str]:
     """Label names in label order, from INFO."""
     labels = dataset_info(dataset)["label"]
     return [labels[str(i)] for i in range(len(labels))]
+
+
+def check_source(source: str) -> str:
+    """Reject an unknown `data.source`."""
+    if source not in SOURCES:
+        raise ValueError(f"Unknown data.source {source!r}. Known: {', '.join(SOURCES)}")
+    return source
+
+
+def read_class_names(path: Path = CLASSES_FILE) -> list[str]:
+    """Label names in label order, as the download stage wrote them (from INFO or the folder names)."""
+    try:
+        names = json.loads(path.read_text())["classes"]
+    except FileNotFoundError as error:
+        raise ValueError(f"{path} not found: run the download stage first") from error
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: not a class list ({error})") from error
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ValueError(f"{path}: 'classes' must be a list of names, got {names!r}")
+    return names
 
 
 def raw_path(dataset: str, size: int) -> Path:

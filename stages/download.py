@@ -1,6 +1,8 @@
 """Download stage: fetch the MedMNIST npz of every configured size into data/raw/.
 
-Reads params `data` (dataset, sizes, mirror). Writes data/raw/<dataset>_<size>.npz.
+Reads params `data` (dataset, sizes, mirror, source). Writes data/raw/<dataset>_<size>.npz and
+data/raw/classes.json (label names). With `data.source: folder` the same files are built from a
+class-per-folder image set at `data.path` instead (stages/folder.py, params `folder`).
 By default files come from Zenodo with MD5s from medmnist's INFO; `data.mirror` points instead at
 a local folder or a file:// or https:// base holding files with MedMNIST's names, checked against
 an MD5SUMS file beside them when there is one. Run: python -m stages.download
@@ -19,9 +21,18 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from stages.dataset import RAW_DIR, info_url_and_md5, medmnist_filename, raw_path
-from stages.files import atomic_path
-from stages.params import DataParams, load_params
+from stages.dataset import (
+    CLASSES_FILE,
+    RAW_DIR,
+    check_source,
+    class_names,
+    info_url_and_md5,
+    medmnist_filename,
+    raw_path,
+)
+from stages.files import atomic_path, write_json
+from stages.folder import FolderError, build_from_folder
+from stages.params import DataParams, FolderParams, load_params
 
 TIMEOUT_S = 30
 CHUNK_BYTES = 1 << 20
@@ -138,7 +149,7 @@ class _Progress:
 def download_all(params: DataParams, raw_dir: Path = RAW_DIR) -> list[Path]:
     """Fetch every configured size that is not already present and verified; drop stale files."""
     remotes = plan_remotes(params)
-    wanted = {raw_path(params.dataset, size).name for size in remotes}
+    wanted = {raw_path(params.dataset, size).name for size in remotes} | {CLASSES_FILE.name}
     if raw_dir.exists():
         for stale in raw_dir.iterdir():
             if stale.name not in wanted:
@@ -153,14 +164,18 @@ def download_all(params: DataParams, raw_dir: Path = RAW_DIR) -> list[Path]:
             fetch(remote, dest)
             print(f"{dest}: fetched from {remote.url}, md5 {remote.md5} verified")
         paths.append(dest)
+    write_json(raw_dir / CLASSES_FILE.name, {"classes": class_names(params.dataset)})
     return paths
 
 
 def main() -> None:
     params = load_params("data", DataParams)
     try:
-        download_all(params)
-    except (DownloadError, ValueError) as error:
+        if check_source(params.source) == "folder":
+            build_from_folder(params, load_params("folder", FolderParams))
+        else:
+            download_all(params)
+    except (DownloadError, FolderError, ValueError) as error:
         sys.exit(f"download failed: {error}")
 
 

@@ -85,6 +85,17 @@ class DataParams:
 
 
 @dataclass(frozen=True)
+class FolderParams:
+    """`folder`: how a class-per-folder image set becomes arrays (read when `data.source: folder`)."""
+
+    classes: list[str] | None = None  # label order as folder names; None = sorted folder names
+    split_ratios: list[float] = dataclasses.field(default_factory=lambda: [7, 1, 2])  # train:val:test
+    split_seed: int = 42  # its own seed: changing `seed` for training never reshuffles the data
+    crop: int | None = 200  # side of the centred square cut before resizing; None = largest square
+    resize_filter: str = "bicubic"
+
+
+@dataclass(frozen=True)
 class PreprocessParams:
     """`preprocess`: validation of the raw arrays."""
 

@@ -1,6 +1,8 @@
 """Preprocess stage: validate one size's MedMNIST npz and write it in training-ready form.
 
-Reads data/raw/<dataset>_<size>.npz and params `data.dataset`, `preprocess`.
+Reads data/raw/<dataset>_<size>.npz, data/raw/classes.json and params `data.dataset`, `data.source`,
+`preprocess`. MedMNIST files must come at MedMNIST's sizes (and split sizes, when checked); files built
+from an image folder may have any size and split sizes.
 Writes data/preprocessed/<size>/{train,val,test}_{images,labels}.npy (uint8, memory-mappable)
 and summary.json (class names, counts per class per split, channel mean/std, exact duplicates).
 Identical inputs give byte-identical outputs. Run: python -m stages.preprocess --size 28
@@ -21,10 +23,10 @@ from stages.dataset import (
     SPLITS,
     Split,
     check_size,
-    class_names,
     dataset_info,
     preprocessed_dir,
     raw_path,
+    read_class_names,
 )
 from stages.files import write_json, write_npy
 from stages.params import DataParams, PreprocessParams, load_params
@@ -174,11 +176,12 @@ def main() -> None:
     data = load_params("data", DataParams)
     params = load_params("preprocess", PreprocessParams)
     try:
-        check_size(size)
-        info = dataset_info(data.dataset)
-        names = class_names(data.dataset)
+        names = read_class_names()
         source = raw_path(data.dataset, size)
-        expected = info["n_samples"] if params.check_split_sizes else None
+        expected = None
+        if data.source == "medmnist":
+            check_size(size)
+            expected = dataset_info(data.dataset)["n_samples"] if params.check_split_sizes else None
         splits = validate(load_raw(source), size, len(names), expected, str(source))
     except (PreprocessError, ValueError) as error:
         sys.exit(f"preprocess failed: {error}")

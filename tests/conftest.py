@@ -17,7 +17,7 @@ from tests.synthetic import write_mirror
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT.parent / "shared" / "data"
-PROJECT_FILES = ("dvc.yaml", "params.yaml", "stages", ".dvcignore")
+PROJECT_FILES = ("dvc.yaml", "params.yaml", "stages", ".dvcignore", "images/README.md")
 
 # Tiny but real: one epoch of the real models on a few hundred synthetic 28 px images.
 TINY_PARAMS = {
@@ -73,6 +73,7 @@ def init_project_repo(repo: Path, mirror: Path, overrides: dict[str, Any] | None
         if source.is_dir():
             shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
         elif source.exists():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, repo / name)
     set_params(repo, {**TINY_PARAMS, "data.mirror": str(mirror), **(overrides or {})})
     run(repo, "git", "init", "-q")

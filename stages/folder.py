@@ -1,0 +1,229 @@
+"""Folder source: a class-per-folder image set -> the MedMNIST-format files the download stage writes.
+
+Called by the download stage when `data.source: folder`, with params `data` and `folder`. Writes into
+data/raw/: <dataset>_<size>.npz per size (MedMNIST's keys, so every later stage is unchanged),
+classes.json (label order), manifest.csv (path under data.path, class, split, index in that split,
+md5 of each image used: the split assignment, tracked by DVC so it never changes under a user's feet)
+and folder_summary.json (counts, skipped files with reasons, warnings, duplicate files).
+
+Layouts and splits: stages/folder_layout.py; decoding: stages/decode.py. A bad file or folder is
+skipped with a warning; input that leaves no usable dataset stops with a one-line FolderError before
+anything is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stages.dataset import CLASSES_FILE, RAW_DIR, SPLITS, raw_path
+from stages.decode import RESIZE_FILTERS, Recipe, decode_files
+from stages.files import atomic_path, write_json, write_npz
+from stages.folder_layout import (
+    FolderError,
+    ImageFile,
+    assign_splits,
+    check_splits,
+    choose_classes,
+    scan_folder,
+)
+from stages.params import DataParams, FolderParams
+
+MANIFEST_FILE = RAW_DIR / "manifest.csv"
+SUMMARY_FILE = RAW_DIR / "folder_summary.json"
+DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+MAX_LISTED = 100
+
+
+def _is_count(value: Any) -> bool:
+    """A positive int (YAML's `true` is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def check_params(data: DataParams, params: FolderParams) -> None:
+    """One-line errors for `data` and `folder` values the folder source cannot use."""
+    if not DATASET_NAME.fullmatch(str(data.dataset)):
+        raise FolderError(
+            f"data.dataset {data.dataset!r}: use letters, digits, '_', '.' or '-' (a file name)"
+        )
+    if data.path is None:
+        raise FolderError("data.path is not set: point it at a folder of class folders")
+    if not isinstance(data.sizes, list) or not data.sizes or not all(map(_is_count, data.sizes)):
+        raise FolderError(f"data.sizes {data.sizes!r}: give a list of positive pixel sides, e.g. [28, 64]")
+    if params.crop is not None and not _is_count(params.crop):
+        raise FolderError(f"folder.crop {params.crop!r}: a positive number of pixels, or null")
+    if params.resize_filter not in RESIZE_FILTERS:
+        raise FolderError(
+            f"folder.resize_filter {params.resize_filter!r}. Known: {', '.join(RESIZE_FILTERS)}"
+        )
+    ratios = params.split_ratios
+    numbers = isinstance(ratios, list) and all(isinstance(r, int | float) and r is not True for r in ratios)
+    if not (numbers and len(ratios) == 3 and min(ratios) > 0):
+        raise FolderError(f"folder.split_ratios {ratios!r}: three positive numbers (train, val, test)")
+    names = params.classes
+    if names is not None and not (
+        isinstance(names, list)
+        and len(set(names)) == len(names) >= 2
+        and all(isinstance(n, str) for n in names)
+    ):
+        raise FolderError(
+            f"folder.classes {names!r}: null, or two or more distinct folder names (quote numbers: '1')"
+        )
+    if not isinstance(params.split_seed, int):
+        raise FolderError(f"folder.split_seed {params.split_seed!r}: an integer")
+
+
+def duplicate_files(files: list[ImageFile], md5s: list[str], splits: list[str]) -> dict[str, Any]:
+    """Byte-identical files (same md5): groups, those across splits, those with two classes, the first few."""
+    groups: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+    for file, md5, split in zip(files, md5s, splits, strict=True):
+        groups[md5].append((file.path, file.label_name, split))
+    dups = sorted(members for members in groups.values() if len(members) > 1)
+    return {
+        "groups": len(dups),
+        "files": sum(len(members) for members in dups),
+        "cross_split_groups": sum(len({split for _, _, split in m}) > 1 for m in dups),
+        "conflicting_class_groups": sum(len({name for _, name, _ in m}) > 1 for m in dups),
+        "listed": [[path for path, _, _ in members] for members in dups[:MAX_LISTED]],
+    }
+
+
+def manifest_csv(files: list[ImageFile], splits: list[str], md5s: list[str]) -> str:
+    """One row per image used, sorted by path; `index` is its row in its split's arrays."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["path", "class", "split", "index", "md5"])
+    seen: Counter[str] = Counter()
+    for file, split, md5 in zip(files, splits, md5s, strict=True):
+        writer.writerow([file.path, file.label_name, split, seen[split], md5])
+        seen[split] += 1
+    return buffer.getvalue()
+
+
+@dataclass
+class FolderDataset:
+    """Everything the folder source writes, built in memory first so a refusal writes nothing."""
+
+    classes: list[str]
+    arrays: dict[int, dict[str, np.ndarray]]  # size -> MedMNIST keys (train_images, train_labels, ...)
+    manifest: str
+    summary: dict[str, Any]
+
+
+def build_dataset(root: Path, sizes: list[int], params: FolderParams, workers: int = 1) -> FolderDataset:
+    """Scan, decode every file once for all sizes, choose classes, assign splits and stack the arrays."""
+    scan = scan_folder(root)
+    warnings = list(scan.warnings)
+    found = {file.label_name for file in scan.files}
+    wanted = [f for f in scan.files if params.classes is None or f.label_name in params.classes]
+    left_out = sorted(found - {file.label_name for file in wanted})
+    if left_out:
+        warnings.append(f"class folder(s) {left_out} not in folder.classes: left out")
+    recipe = Recipe(tuple(sizes), params.crop, params.resize_filter)
+    decoded = decode_files([root / file.path for file in wanted], recipe, workers, progress=True)
+    skipped = [
+        {"path": file.path, "reason": error}
+        for file, error in zip(wanted, decoded.errors, strict=True)
+        if error is not None
+    ]
+    if skipped:
+        warnings.append(
+            f"{len(skipped)} file(s) skipped, not decodable images: "
+            + ", ".join(f"{s['path']} ({s['reason']})" for s in skipped[:5])
+            + (", ..." if len(skipped) > 5 else "")
+        )
+    keep = [i for i, error in enumerate(decoded.errors) if error is None]  # rows of `decoded`
+    usable = {wanted[i].label_name for i in keep}
+    for name in sorted({file.label_name for file in wanted} - usable):
+        warnings.append(f"class {name!r}: none of its files could be decoded")
+    classes = choose_classes(usable, params.classes)
+    files, md5s = [wanted[i] for i in keep], [decoded.md5[i] for i in keep]
+    splits = assign_splits(files, md5s, set(scan.split_folders), params.split_ratios, params.split_seed)
+    counts = {split: dict.fromkeys(classes, 0) for split in SPLITS}
+    for file, split in zip(files, splits, strict=True):
+        counts[split][file.label_name] += 1
+    check_splits(counts, classes, warnings)
+    small = int(decoded.smaller_than_crop[keep].sum())
+    if small:
+        warnings.append(
+            f"{small} image(s) smaller than folder.crop={params.crop}: largest centred square used"
+        )
+    duplicates = duplicate_files(files, md5s, splits)
+    if duplicates["groups"]:
+        warnings.append(
+            f"{duplicates['groups']} group(s) of byte-identical files, {duplicates['cross_split_groups']} "
+            f"across splits, {duplicates['conflicting_class_groups']} with two classes"
+        )
+
+    label_of = {name: label for label, name in enumerate(classes)}
+    arrays: dict[int, dict[str, np.ndarray]] = {size: {} for size in sizes}
+    for split in SPLITS:
+        rows = [keep[j] for j, s in enumerate(splits) if s == split]  # rows of `decoded`, in path order
+        labels = np.array([label_of[wanted[i].label_name] for i in rows], dtype=np.uint8)[:, None]
+        for size in sizes:
+            arrays[size][f"{split}_images"] = decoded.images[size][rows]  # (N, size, size, 3)
+            arrays[size][f"{split}_labels"] = labels  # (N, 1)
+    summary = {
+        "classes": classes,
+        "counts": counts,
+        "totals": {split: sum(counts[split].values()) for split in SPLITS},
+        "split_folders": scan.split_folders,
+        "carved_from_train": [s for s in ("val", "test") if s not in scan.split_folders],
+        "files": {
+            "images_found": len(scan.files),
+            "used": len(files),
+            "skipped": len(skipped),
+            "left_out": len(scan.files) - len(wanted),
+            "other_files": scan.other_files,
+        },
+        "skipped": skipped,
+        "smaller_than_crop": small,
+        "duplicate_files": duplicates,
+        "warnings": warnings,
+    }
+    return FolderDataset(classes, arrays, manifest_csv(files, splits, md5s), summary)
+
+
+def write_folder_dataset(dataset: FolderDataset, name: str, raw_dir: Path = RAW_DIR) -> list[Path]:
+    """Write every file of the folder source into `raw_dir`, then remove files a previous run left there."""
+    written = []
+    for size, arrays in dataset.arrays.items():
+        written.append(raw_dir / raw_path(name, size).name)
+        write_npz(written[-1], arrays)
+    written += [raw_dir / CLASSES_FILE.name, raw_dir / MANIFEST_FILE.name, raw_dir / SUMMARY_FILE.name]
+    write_json(written[-3], {"classes": dataset.classes})
+    with atomic_path(written[-2]) as tmp:
+        tmp.write_text(dataset.manifest)
+    write_json(written[-1], dataset.summary)
+    for stale in set(raw_dir.iterdir()) - set(written):
+        stale.unlink()
+    return written
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def build_from_folder(data: DataParams, params: FolderParams, raw_dir: Path = RAW_DIR) -> dict[str, Any]:
+    """The download stage for `data.source: folder`: check params, build in memory, write, report."""
+    check_params(data, params)
+    dataset = build_dataset(Path(data.path), data.sizes, params, workers=available_cores())
+    write_folder_dataset(dataset, data.dataset, raw_dir)
+    summary = dataset.summary
+    for warning in summary["warnings"]:
+        print(f"warning: {warning}")
+    print(
+        f"{raw_dir}: {summary['files']['used']} images of {len(dataset.classes)} classes from {data.path} "
+        f"at {data.sizes} px, {summary['totals']}; {len(summary['warnings'])} warning(s), "
+        f"{summary['files']['skipped']} file(s) skipped (see {raw_dir / SUMMARY_FILE.name})"
+    )
+    return summary

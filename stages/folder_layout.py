@@ -1,0 +1,173 @@
+"""The layout of a class-per-folder image set: which files, which classes, which split each goes to.
+
+Layouts: <root>/<class>/.../<image>, or <root>/<split>/<class>/.../<image> with split folders named
+train, val (valid, validation) and test in any case. Splits the folder lacks are carved from train,
+per class and seeded. Hidden folders and `__MACOSX` are never classes. Only names are read here:
+decoding is stages/decode.py's job, and stages/folder.py puts the two together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from stages.dataset import SPLITS
+
+IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
+SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+
+
+class FolderError(ValueError):
+    """The folder or the `folder` params give no usable dataset; the message is one line."""
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """One file with an image suffix, where the layout puts it."""
+
+    path: str  # relative to data.path, POSIX separators
+    label_name: str  # its class folder's name
+    split: str | None  # from its split folder; None when the folder has none
+
+
+@dataclass
+class Scan:
+    """What the folder holds, before any file is opened."""
+
+    files: list[ImageFile]  # sorted by path
+    split_folders: dict[str, str]  # split -> folder name as found, e.g. {"train": "TRAIN"}
+    other_files: int  # files without an image suffix, ignored
+    warnings: list[str]
+
+
+def _skip_folder(name: str) -> bool:
+    """Hidden folders and macOS archive debris are never classes."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def _images_under(folder: Path, root: Path) -> tuple[list[str], int]:
+    """Image-suffix files anywhere under `folder` (as paths relative to `root`) and the count of others."""
+    images, others = [], 0
+    for parent, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not _skip_folder(d))
+        for name in names:
+            if name.lower().endswith(IMAGE_SUFFIXES):
+                images.append((Path(parent) / name).relative_to(root).as_posix())
+            else:
+                others += 1
+    return images, others
+
+
+def scan_folder(root: Path) -> Scan:
+    """Find the layout, the split folders, the class folders and every image-suffix file."""
+    if not root.exists():
+        raise FolderError(f"data.path {str(root)!r}: no such folder")
+    if not root.is_dir():
+        raise FolderError(f"data.path {str(root)!r}: a file, not a folder of class folders")
+    warnings: list[str] = []
+    top = sorted(p.name for p in root.iterdir() if p.is_dir() and not _skip_folder(p.name))
+    split_folders: dict[str, str] = {}
+    for name in top:
+        split = SPLIT_FOLDERS.get(name.lower())
+        if split in split_folders:
+            raise FolderError(
+                f"data.path {str(root)!r}: two {split} folders, {split_folders[split]} and {name}"
+            )
+        if split:
+            split_folders[split] = name
+    if split_folders and "train" not in split_folders:
+        raise FolderError(
+            f"data.path {str(root)!r}: split folders {sorted(split_folders.values())} but no train"
+        )
+    for name in top:
+        if split_folders and name not in split_folders.values():
+            warnings.append(f"folder {name!r} ignored: not a split name (train, val, test)")
+    parents = [(s, root / split_folders[s]) for s in SPLITS if s in split_folders] or [(None, root)]
+    files, other_files, loose = [], 0, 0
+    for split, parent in parents:
+        for entry in sorted(parent.iterdir()):
+            if entry.is_file():
+                loose += entry.name.lower().endswith(IMAGE_SUFFIXES)
+                other_files += not entry.name.lower().endswith(IMAGE_SUFFIXES)
+                continue
+            if _skip_folder(entry.name):
+                continue
+            images, others = _images_under(entry, root)
+            other_files += others
+            if not images:
+                warnings.append(f"class folder {entry.relative_to(root).as_posix()!r} has no images: skipped")
+            files += [ImageFile(path, entry.name, split) for path in images]
+    if loose:
+        warnings.append(f"{loose} image file(s) outside class folders ignored")
+    if not files:
+        raise FolderError(
+            f"data.path {str(root)!r}: no images in class folders (expected <class>/<image> or "
+            f"<split>/<class>/<image>, suffixes {', '.join(IMAGE_SUFFIXES)})"
+        )
+    return Scan(sorted(files, key=lambda f: f.path), split_folders, other_files, warnings)
+
+
+def choose_classes(usable: set[str], explicit: list[str] | None) -> list[str]:
+    """Label order: `explicit` when given (each must have usable images), else the sorted folder names."""
+    names = sorted(usable) if explicit is None else [str(name) for name in explicit]
+    missing = [name for name in names if name not in usable]
+    if missing:
+        raise FolderError(f"folder.classes {missing} have no usable images; class folders: {sorted(usable)}")
+    if len(names) < 2:
+        raise FolderError(f"need at least two classes with usable images, found {names}")
+    if len(names) > 256:
+        raise FolderError(f"{len(names)} classes: MedMNIST's uint8 labels allow at most 256")
+    return names
+
+
+def split_key(seed: int, md5: str, path: str) -> tuple[str, str]:
+    """A seeded order independent of file names and of other files: content hash, then path on ties."""
+    return hashlib.blake2b(f"{seed}:{md5}".encode(), digest_size=8).hexdigest(), path
+
+
+def assign_splits(
+    files: list[ImageFile], md5s: list[str], present: set[str], ratios: list[float], seed: int
+) -> list[str]:
+    """Each file's split: its split folder's, or, for splits the folder lacks, carved from train per class.
+
+    A class's train files are put in a seeded order (`split_key`); the first round(n * share) go to test,
+    the next to val. Adding a file moves few others, and identical files stay in one split.
+    """
+    share = dict(zip(SPLITS, ratios, strict=True))
+    missing = [split for split in ("test", "val") if split not in present]
+    splits = [file.split or "train" for file in files]
+    pools: dict[str, list[int]] = defaultdict(list)
+    for i, file in enumerate(files):
+        if splits[i] == "train":
+            pools[file.label_name].append(i)
+    whole = share["train"] + sum(share[split] for split in missing)
+    for name in sorted(pools):
+        pool = sorted(pools[name], key=lambda i: split_key(seed, md5s[i], files[i].path))
+        start = 0
+        for split in missing:
+            stop = min(start + int(len(pool) * share[split] / whole + 0.5), len(pool))
+            while start < stop < len(pool) and md5s[pool[stop]] == md5s[pool[stop - 1]]:
+                stop += 1  # a copy of the last file taken goes with it
+            for i in pool[start:stop]:
+                splits[i] = split
+            start = stop
+    return splits
+
+
+def check_splits(counts: dict[str, dict[str, int]], classes: list[str], warnings: list[str]) -> None:
+    """Refuse a class without training images or an empty split; warn about classes absent from val/test."""
+    for name in classes:
+        if counts["train"][name] == 0:
+            raise FolderError(
+                f"class {name!r} has no training images ({counts['val'][name]} val, {counts['test'][name]} "
+                "test): add some, or leave it out with folder.classes"
+            )
+    for split in ("val", "test"):
+        if sum(counts[split].values()) == 0:
+            raise FolderError(f"the {split} split is empty: too few images, or an empty {split} folder")
+        absent = [name for name in classes if counts[split][name] == 0]
+        if absent:
+            warnings.append(f"class(es) {absent} have no {split} images: their {split} metrics are undefined")
