@@ -27,7 +27,7 @@ def test_fetches_from_a_local_mirror_and_verifies_md5sums(tmp_path):
     paths = download_all(params(mirror, (28, 64)), raw)
     assert [p.name for p in paths] == ["bloodmnist_28.npz", "bloodmnist_64.npz"]
     assert file_md5(raw / "bloodmnist_64.npz") == file_md5(mirror / "bloodmnist_64.npz")
-    assert sorted(p.name for p in raw.iterdir()) == ["bloodmnist_28.npz", "bloodmnist_64.npz"]
+    assert sorted(p.name for p in raw.iterdir()) == ["bloodmnist_28.npz", "bloodmnist_64.npz", "classes.json"]
 
 
 def test_present_verified_files_are_not_fetched_again_and_stale_sizes_are_dropped(tmp_path, capsys):
@@ -36,7 +36,7 @@ def test_present_verified_files_are_not_fetched_again_and_stale_sizes_are_droppe
     download_all(params(mirror, (28, 64)), raw)
     download_all(params(mirror, (28,)), raw)
     assert "present, md5" in capsys.readouterr().out
-    assert [p.name for p in raw.iterdir()] == ["bloodmnist_28.npz"]
+    assert sorted(p.name for p in raw.iterdir()) == ["bloodmnist_28.npz", "classes.json"]
 
 
 def test_file_url_mirror_and_info_md5_fallback(tmp_path):
