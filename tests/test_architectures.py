@@ -126,6 +126,22 @@ def test_transfer_small_inputs_are_refused_or_fitted(name):
     assert not {"fit_pad", "fit_resize"} & {layer.name for layer in exact.layers}
 
 
+@pytest.mark.parametrize(
+    ("mode", "application"),
+    [
+        ("caffe", keras.applications.resnet50),
+        ("raw", keras.applications.efficientnet),
+        ("tf", keras.applications.inception_v3),
+        ("torch", keras.applications.densenet),
+    ],
+)
+def test_imagenet_scaling_matches_keras_preprocess_input(mode, application):
+    images = np.random.default_rng(0).random((2, 8, 8, 3), dtype="float32")  # after Rescaling: [0, 1]
+    expected = application.preprocess_input(images * 255.0)
+    scaled = np.asarray(transfer_family.ImageNetScaling(mode)(images))
+    np.testing.assert_allclose(scaled, expected, rtol=1e-5, atol=1e-4)
+
+
 def test_padding_centres_the_image_in_black():
     model = create_model("resnet50", (28, 28, 3), N_CLASSES, hparams=shipped_hparams("resnet50", fit="pad"))
     probe = keras.Model(model.input, model.get_layer("fit_pad").output)

@@ -64,7 +64,8 @@ class ImageNetScaling(layers.Layer):
     'tf' ([-1, 1]), 'torch' (ImageNet mean and std), 'raw' (0-255; the network normalises itself).
     """
 
-    MEAN = (0.485, 0.456, 0.406)
+    CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # on 0-255
+    MEAN = (0.485, 0.456, 0.406)  # RGB, on [0, 1]
     STD = (0.229, 0.224, 0.225)
 
     def __init__(self, mode: str, **kwargs) -> None:
@@ -75,7 +76,7 @@ class ImageNetScaling(layers.Layer):
 
     def call(self, images):
         if self.mode == "caffe":
-            bgr_mean = ops.convert_to_tensor([m * 255.0 for m in reversed(self.MEAN)], dtype=images.dtype)
+            bgr_mean = ops.convert_to_tensor(self.CAFFE_MEAN_BGR, dtype=images.dtype)
             return ops.flip(images, axis=-1) * 255.0 - bgr_mean
         if self.mode == "tf":
             return images * 2.0 - 1.0
@@ -156,7 +157,7 @@ def _load_backbone(name: str, backbone: Backbone, weights: str | None, shape: tu
         if weights != "imagenet":
             raise
         raise ValueError(
-            f"models.{name}.weights=imagenet: downloading {backbone.weights_file} failed ({error}). "
+            f"models.{name}.weights=imagenet: getting {backbone.weights_file} failed ({error}). "
             f"{_offline_alternatives(name, backbone)}"
         ) from error
     finally:
