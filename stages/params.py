@@ -116,6 +116,10 @@ class AugmentParams:
 
     flip: bool = True
     rot90: bool = True
+    crop_zoom: bool = False  # random crop keeping crop_min_area..100% of the area, resized back
+    crop_min_area: float = 0.9
+    color_jitter: bool = False  # small random per-channel gains and brightness shift (stain variation)
+    color_jitter_strength: float = 0.05
 
 
 @dataclass(frozen=True)

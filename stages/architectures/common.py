@@ -23,10 +23,16 @@ def model_inputs(input_shape: tuple[int, int, int], augment: AugmentParams | Non
 
 
 def conv_bn(
-    x, filters: int, name: str, kernel_size: int = 3, batch_norm: bool = True, activation: str = "relu"
+    x,
+    filters: int,
+    name: str,
+    kernel_size: int = 3,
+    batch_norm: bool = True,
+    activation: str | None = "relu",
+    padding: str = "same",
 ):
-    """3x3 'same' convolution with ReLU, then batch normalisation (the reports' order)."""
-    x = layers.Conv2D(filters, kernel_size, padding="same", activation=activation, name=f"{name}_conv")(x)
+    """Convolution (3x3 'same' unless told) with ReLU, then batch normalisation (the reports' order)."""
+    x = layers.Conv2D(filters, kernel_size, padding=padding, activation=activation, name=f"{name}_conv")(x)
     return layers.BatchNormalization(name=f"{name}_bn")(x) if batch_norm else x
 
 

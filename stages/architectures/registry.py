@@ -1,8 +1,10 @@
 """The one place that maps a model name (the `model` param) to the function that builds it.
 
-Families register their variants with `@register_model`; the function's name is the key, as in
-timm. Every builder has the signature `(input_shape, n_classes, augment=None, **hparams)` and
-returns a functional `keras.Model` that takes uint8 images and outputs class probabilities.
+Families register their variants with `@register_model` (or `@register_model(source=...)`, naming the
+report the architecture comes from); the function's name is the key, as in timm. Every builder has the
+signature `(input_shape, n_classes, augment=None, **hparams)` and returns a functional `keras.Model`
+that takes uint8 images and outputs class probabilities. Default hyperparameters live in params.yaml
+under `models.<name>`.
 """
 
 from __future__ import annotations
@@ -16,15 +18,32 @@ from stages.params import AugmentParams
 
 Builder = Callable[..., keras.Model]
 _REGISTRY: dict[str, Builder] = {}
+_SOURCES: dict[str, str] = {}
+
+# Where the architectures come from: the `source` each family gives its registered models.
+RESIDUAL_CNN_REPORT = "residual-CNN report (BloodMNIST, Keras)"
+FOUR_CLASS_REPORT = "4-class report (Blood Cell Images, 60x80 px)"
+OTHER_REPORTS = "other reports (deeper plain CNN)"
+MEDMNIST_V2 = "MedMNIST v2 benchmark"
+TRANSFER_REPORTS = "transfer learning: 4-class report (head, freezing), MedMNIST+ (padding)"
 
 
-def register_model(builder: Builder) -> Builder:
-    """Register `builder` under its function name; a second builder with the same name is an error."""
-    name = builder.__name__
-    if name in _REGISTRY:
-        raise ValueError(f"Model {name!r} is registered twice")
-    _REGISTRY[name] = builder
-    return builder
+def register_model(builder: Builder | None = None, *, source: str = "") -> Builder | Callable:
+    """Register `builder` under its function name; a second builder with the same name is an error.
+
+    Use bare (`@register_model`) or with the report the architecture comes from
+    (`@register_model(source=RESIDUAL_CNN_REPORT)`).
+    """
+
+    def register(builder: Builder) -> Builder:
+        name = builder.__name__
+        if name in _REGISTRY:
+            raise ValueError(f"Model {name!r} is registered twice")
+        _REGISTRY[name] = builder
+        _SOURCES[name] = source
+        return builder
+
+    return register if builder is None else register(builder)
 
 
 def list_models() -> list[str]:
@@ -37,6 +56,12 @@ def get_builder(name: str) -> Builder:
     if name not in _REGISTRY:
         raise ValueError(f"Unknown model {name!r}. Known models: {', '.join(list_models())}")
     return _REGISTRY[name]
+
+
+def model_source(name: str) -> str:
+    """The report model `name` comes from ("" when its family did not say)."""
+    get_builder(name)
+    return _SOURCES[name]
 
 
 def create_model(

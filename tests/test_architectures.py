@@ -1,0 +1,242 @@
+"""Every registered architecture: builds at each size, trains a step, saves and reloads; the reports' counts.
+
+Parametrized over the registry (as timm's tests are), so a new model is tested without a new test.
+Models are built with their shipped params.yaml hyperparameters; transfer models with `weights: none`.
+The transfer models' training step and save/reload (seconds of XLA compilation and ~100 MB files
+each) are marked slow.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from stages.architectures import create_model, list_models
+from stages.architectures import transfer as transfer_family
+from stages.params import AugmentParams, read_params
+from tests.conftest import PROJECT, dvc_env
+
+N_CLASSES = 8
+SIZES = (28, 64, 128)
+TRANSFER = sorted(transfer_family.BACKBONES)
+SHIPPED = read_params(PROJECT / "params.yaml")["models"]
+
+# The residual-CNN report's parameter counts for 8 classes, {model: {size: parameters}}.
+REPORT_COUNTS = {
+    "baseline": {64: 1_143_880, 128: 4_289_608},
+    "baseline_aug": {64: 1_143_880, 128: 4_289_608},
+    "unet_encoder": {128: 2_191_880},
+    "inception": dict.fromkeys(SIZES, 37_164),
+    "skip": dict.fromkeys(SIZES, 308_008),
+    "hybrid": dict.fromkeys(SIZES, 45_524),
+}
+
+
+@pytest.fixture(autouse=True)
+def fresh_keras_session():
+    """Each test's models start from an empty Keras session (memory and layer-name counters)."""
+    yield
+    keras.backend.clear_session()
+
+
+def shipped_hparams(name: str, **overrides) -> dict:
+    """params.yaml's models.<name>, offline (no ImageNet download), with `overrides`."""
+    hparams = dict(SHIPPED[name])
+    if "weights" in hparams:
+        hparams["weights"] = None
+    return {**hparams, **overrides}
+
+
+def tiny_batch(size: int = 28, n: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8), np.arange(n) % N_CLASSES
+
+
+def test_every_registered_model_has_params_and_no_stray_entries():
+    assert sorted(SHIPPED) == list_models()
+    for name, hparams in SHIPPED.items():
+        assert isinstance(hparams, dict) and hparams, f"models.{name} in params.yaml needs at least one key"
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_builds_at_every_size(name):
+    for size in SIZES:
+        model = create_model(name, (size, size, 3), N_CLASSES, AugmentParams(), shipped_hparams(name))
+        assert model.name == name
+        assert model.input.dtype == "uint8"
+        assert tuple(model.output.shape) == (None, N_CLASSES)
+        assert model.layers[-1].name == "predictions"
+
+
+@pytest.mark.parametrize("name", sorted(REPORT_COUNTS))
+def test_report_parameter_counts(name):
+    for size, expected in REPORT_COUNTS[name].items():
+        assert create_model(name, (size, size, 3), N_CLASSES).count_params() == expected, (name, size)
+
+
+def train_step_save_and_reload(name: str, tmp_path) -> None:
+    images, labels = tiny_batch()
+    # every augmentation on, so each custom layer goes through training and serialization
+    augment = AugmentParams(crop_zoom=True, color_jitter=True)
+    model = create_model(name, (28, 28, 3), N_CLASSES, augment, shipped_hparams(name))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    before = [w.copy() for w in model.get_weights()]
+    loss = model.train_on_batch(images, labels)
+    assert np.isfinite(loss)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+
+    predictions = model.predict(images, verbose=0)
+    assert predictions.shape == (4, N_CLASSES)
+    np.testing.assert_allclose(predictions.sum(axis=1), 1.0, rtol=1e-5)
+    model.save(tmp_path / f"{name}.keras")
+    reloaded = keras.saving.load_model(tmp_path / f"{name}.keras")
+    np.testing.assert_array_equal(reloaded.predict(images, verbose=0), predictions)
+    assert len(reloaded.trainable_weights) == len(model.trainable_weights)  # freezing survives saving
+
+
+@pytest.mark.parametrize("name", [name for name in list_models() if name not in TRANSFER])
+def test_trains_a_step_and_reloads_identically(name, tmp_path):
+    train_step_save_and_reload(name, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", TRANSFER)
+def test_transfer_trains_a_step_and_reloads_identically(name, tmp_path):
+    train_step_save_and_reload(name, tmp_path)
+
+
+@pytest.mark.parametrize("name", TRANSFER)
+def test_transfer_small_inputs_are_refused_or_fitted(name):
+    minimum = transfer_family.BACKBONES[name].min_size
+    with pytest.raises(
+        ValueError, match=f"{name} needs inputs of at least {minimum}x{minimum} px, got 28x28"
+    ):
+        create_model(name, (28, 28, 3), N_CLASSES, hparams=shipped_hparams(name, fit="none"))
+
+    padded = create_model(name, (28, 28, 3), N_CLASSES, hparams=shipped_hparams(name, fit="pad"))
+    assert tuple(padded.get_layer("fit_pad").output.shape) == (None, minimum, minimum, 3)
+    exact = create_model(name, (minimum, minimum, 3), N_CLASSES, hparams=shipped_hparams(name, fit="none"))
+    assert not {"fit_pad", "fit_resize"} & {layer.name for layer in exact.layers}
+
+
+@pytest.mark.parametrize(
+    ("mode", "application"),
+    [
+        ("caffe", keras.applications.resnet50),
+        ("raw", keras.applications.efficientnet),
+        ("tf", keras.applications.inception_v3),
+        ("torch", keras.applications.densenet),
+    ],
+)
+def test_imagenet_scaling_matches_keras_preprocess_input(mode, application):
+    images = np.random.default_rng(0).random((2, 8, 8, 3), dtype="float32")  # after Rescaling: [0, 1]
+    expected = application.preprocess_input(images * 255.0)
+    scaled = np.asarray(transfer_family.ImageNetScaling(mode)(images))
+    np.testing.assert_allclose(scaled, expected, rtol=1e-5, atol=1e-4)
+
+
+def test_padding_centres_the_image_in_black():
+    model = create_model("resnet50", (28, 28, 3), N_CLASSES, hparams=shipped_hparams("resnet50", fit="pad"))
+    probe = keras.Model(model.input, model.get_layer("fit_pad").output)
+    padded = probe.predict(np.full((1, 28, 28, 3), 255, np.uint8), verbose=0)[0]  # (32, 32, 3)
+    assert padded[2:30, 2:30].min() == 1.0 and padded.sum() == 28 * 28 * 3
+
+
+@pytest.mark.parametrize(
+    ("freeze", "backbone_trains"),
+    [("none", "every layer"), ("all", "nothing"), ("all_but_bn", "batch norm only")],
+)
+def test_transfer_freeze_modes(freeze, backbone_trains):
+    model = create_model(
+        "resnet50", (32, 32, 3), N_CLASSES, hparams=shipped_hparams("resnet50", freeze=freeze)
+    )
+    backbone = model.get_layer("backbone")
+    trainable = {id(w) for w in backbone.trainable_weights}
+    batch_norms = [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    bn_weights = {id(w) for layer in batch_norms for w in (layer.gamma, layer.beta)}
+    head = [w for w in model.trainable_weights if id(w) not in {id(v) for v in backbone.weights}]
+    assert head, "the head always trains"
+    if backbone_trains == "nothing":
+        assert not trainable
+    elif backbone_trains == "batch norm only":
+        assert trainable == bn_weights
+    else:
+        assert bn_weights < trainable
+
+
+def test_transfer_loads_a_local_weights_file(tmp_path):
+    """An offline machine can use a copy of the headless network's weights file."""
+    source = keras.applications.EfficientNetB0(include_top=False, weights=None, input_shape=(32, 32, 3))
+    path = tmp_path / "efficientnetb0_notop.weights.h5"
+    source.save_weights(path)
+    model = create_model(
+        "efficientnet_b0",
+        (32, 32, 3),
+        N_CLASSES,
+        hparams=shipped_hparams("efficientnet_b0", weights=str(path)),
+    )
+    for loaded, saved in zip(model.get_layer("backbone").get_weights(), source.get_weights(), strict=True):
+        np.testing.assert_array_equal(loaded, saved)
+
+
+def test_bad_transfer_params_are_named():
+    with pytest.raises(
+        ValueError, match="models.resnet50.freeze must be one of none, all, all_but_bn; got 'some'"
+    ):
+        create_model("resnet50", (32, 32, 3), N_CLASSES, hparams=shipped_hparams("resnet50", freeze="some"))
+    with pytest.raises(
+        ValueError, match="'nowhere.h5' is neither imagenet, none, nor an existing weights file"
+    ):
+        create_model(
+            "resnet50", (32, 32, 3), N_CLASSES, hparams=shipped_hparams("resnet50", weights="nowhere.h5")
+        )
+
+
+def test_imagenet_weights_offline_fail_fast_naming_the_alternatives(monkeypatch, tmp_path):
+    monkeypatch.setattr(transfer_family, "WEIGHTS_HOST", "weights.invalid")  # never resolves (RFC 2606)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # nothing cached
+    with pytest.raises(ValueError, match="weights.invalid is not reachable") as error:
+        create_model("densenet121", (32, 32, 3), N_CLASSES, hparams={"weights": "imagenet"})
+    message = str(error.value)
+    assert "models.densenet121.weights to none" in message
+    assert "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5" in message
+
+
+def test_reachability_check_does_not_wait_for_a_stalled_connection(monkeypatch):
+    monkeypatch.setattr(socket, "create_connection", lambda *args, **kwargs: time.sleep(30))
+    start = time.perf_counter()
+    assert transfer_family._reachable("example.org", timeout=0.2) is False
+    assert time.perf_counter() - start < 5
+
+
+def test_cli_lists_every_model():
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.architectures"],
+        cwd=PROJECT,
+        env=dvc_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert [line.split()[0] for line in result.stdout.splitlines()] == list_models()
+
+
+def test_model_table_counts_and_refusals():
+    spec = importlib.util.spec_from_file_location("model_table", PROJECT / "scripts" / "model_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    table = module.model_table(
+        ["inception", "resnet50"], (28, 64), {"resnet50": shipped_hparams("resnet50", fit="none")}
+    )
+    header, rule, inception_row, resnet_row = table.splitlines()
+    assert header == "| model | family | params @28 px | params @64 px | source |"
+    assert inception_row.startswith("| `inception` | inception | 37,164 | 37,164 | residual-CNN report")
+    assert "| n/a: resnet50 needs inputs of at least 32x32 px, got 28x28" in resnet_row
+    assert "| 25,761,352 |" in resnet_row
