@@ -17,7 +17,7 @@ from tests.synthetic import write_mirror
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT.parent / "shared" / "data"
-PROJECT_FILES = ("dvc.yaml", "params.yaml", "stages", ".dvcignore", "images/README.md")
+PROJECT_FILES = ("dvc.yaml", "params.yaml", "stages", ".dvcignore", "data/images/README.md")
 
 # Tiny but real: one epoch of the real models on a few hundred synthetic 28 px images.
 TINY_PARAMS = {
