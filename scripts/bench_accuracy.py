@@ -49,10 +49,11 @@ def experiment_rows(names: set[str]) -> dict[str, dict]:
     return rows
 
 
-def summarize(values: list[float]) -> str:
+def summarize(values: list[float], digits: int = 4) -> str:
+    """Mean ± sample standard deviation, as text."""
     mean = statistics.fmean(values)
     spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.4f} ± {spread:.4f}"
+    return f"{mean:.{digits}f} ± {spread:.{digits}f}"
 
 
 def main() -> None:
@@ -88,8 +89,8 @@ def main() -> None:
     print(
         f"| {args.config.stem} | {len(names)} | {summarize([m['accuracy'] for m in evaluated])} "
         f"| {summarize([m['macro_f1'] for m in evaluated])} | {summarize([m['auc'] for m in evaluated])} "
-        f"| {summarize([t['train_seconds'] for t in trained]).replace('.0000', '')} "
-        f"| {summarize([t['epochs_run'] for t in trained])} |"
+        f"| {summarize([t['train_seconds'] for t in trained], 0)} "
+        f"| {summarize([t['epochs_run'] for t in trained], 1)} |"
     )
     print("\noverrides: " + " ".join(overrides))
 
