@@ -94,7 +94,7 @@ def read_training_curves(live_dir: Path) -> dict[str, dict[str, list[tuple[int, 
 def save_figure(figure: plt.Figure, name: str) -> None:
     """Write a figure as PNG under plots/evaluate/images/ and free it."""
     with atomic_path(IMAGES_DIR / name) as tmp:
-        figure.savefig(tmp, dpi=110, metadata={"Software": None})
+        figure.savefig(tmp, dpi=100, metadata={"Software": None})
     plt.close(figure)
 
 

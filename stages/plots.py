@@ -104,13 +104,13 @@ def image_grid(images: np.ndarray, titles: list[str], wrong: np.ndarray, ncols: 
     """Images in a grid, each titled; the titles of wrong predictions in red with a red frame."""
     nrows = max(1, -(-len(images) // ncols))
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(1.5 * ncols, 1.75 * nrows + 0.3), squeeze=False, layout="constrained"
+        nrows, ncols, figsize=(1.7 * ncols, 1.9 * nrows + 0.3), squeeze=False, layout="constrained"
     )
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, text, bad in zip(axes.flat, images, titles, wrong, strict=False):
         ax.imshow(image, interpolation="nearest")
-        ax.set_title(text, fontsize=7, color=WRONG if bad else RIGHT)
+        ax.set_title(text, fontsize=6.5, color=WRONG if bad else RIGHT)
         if bad:
             ax.axis("on")
             ax.set(xticks=[], yticks=[])
