@@ -7,6 +7,7 @@ archives with fixed timestamps, so the same content always gives the same bytes 
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import tempfile
@@ -57,3 +58,11 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
             member = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             with archive.open(member, "w", force_zip64=True) as f:
                 np.lib.format.write_array(f, np.ascontiguousarray(array), allow_pickle=False)
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write rows of equal keys as CSV with a header (the first row's keys, in order)."""
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)

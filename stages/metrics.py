@@ -1,7 +1,8 @@
 """Classification metrics as pure functions of arrays: no files, no logging.
 
 AUC follows MedMNIST's definition for multi-class tasks: the mean over classes of the one-vs-rest
-ROC AUC of that class's predicted probability.
+ROC AUC of that class's predicted probability. Calibration is measured on the top-label confidence
+(the probability of the predicted class), the quantity a reliability diagram plots.
 """
 
 from __future__ import annotations
@@ -11,30 +12,83 @@ from sklearn.metrics import (
     accuracy_score,
     balanced_accuracy_score,
     confusion_matrix,
+    log_loss,
     precision_recall_fscore_support,
     roc_auc_score,
+    top_k_accuracy_score,
 )
 
 
+def one_vs_rest_aucs(y_true: np.ndarray, y_score: np.ndarray) -> list[float | None]:
+    """ROC AUC of each class's probability against the rest; None for a class absent from `y_true`."""
+    return [
+        float(roc_auc_score(y_true == c, y_score[:, c])) if 0 < (y_true == c).sum() < len(y_true) else None
+        for c in range(y_score.shape[1])
+    ]
+
+
 def medmnist_auc(y_true: np.ndarray, y_score: np.ndarray) -> float:
-    """Mean one-vs-rest ROC AUC over classes (MedMNIST's `getAUC` for multi-class)."""
-    aucs = [roc_auc_score(y_true == c, y_score[:, c]) for c in range(y_score.shape[1])]
-    return float(np.mean(aucs))
+    """Mean one-vs-rest ROC AUC over classes (MedMNIST's `getAUC` for multi-class).
+
+    A class absent from `y_true` has no ROC curve; MedMNIST's code would fail there, this one leaves
+    the class out of the mean (NaN when no class is left).
+    """
+    aucs = [auc for auc in one_vs_rest_aucs(y_true, y_score) if auc is not None]
+    return float(np.mean(aucs)) if aucs else float("nan")
 
 
-def classification_metrics(y_true: np.ndarray, y_score: np.ndarray) -> dict[str, float]:
+def top_k_accuracy(y_true: np.ndarray, y_score: np.ndarray, k: int) -> float:
+    """Fraction of images whose true class is among the `k` highest scores."""
+    labels = np.arange(y_score.shape[1])
+    return float(top_k_accuracy_score(y_true, y_score, k=k, labels=labels))
+
+
+def calibration_bins(y_true: np.ndarray, y_score: np.ndarray, n_bins: int = 10) -> list[dict]:
+    """Reliability diagram data: per equal-width confidence bin, mean confidence, accuracy, count.
+
+    Empty bins are left out. The confidence is the top-label probability, max over classes.
+    """
+    confidence = y_score.max(axis=1)
+    correct = y_score.argmax(axis=1) == y_true
+    # bin i holds confidences in (i/n, (i+1)/n]; a confidence of exactly 0 goes to bin 0
+    index = np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
+    return [
+        {
+            "bin": i,
+            "confidence": float(confidence[index == i].mean()),
+            "accuracy": float(correct[index == i].mean()),
+            "count": int((index == i).sum()),
+        }
+        for i in range(n_bins)
+        if (index == i).any()
+    ]
+
+
+def expected_calibration_error(y_true: np.ndarray, y_score: np.ndarray, n_bins: int = 10) -> float:
+    """ECE: the count-weighted mean gap between confidence and accuracy over the bins."""
+    bins = calibration_bins(y_true, y_score, n_bins)
+    return float(sum(b["count"] * abs(b["confidence"] - b["accuracy"]) for b in bins) / len(y_true))
+
+
+def classification_metrics(y_true: np.ndarray, y_score: np.ndarray, n_bins: int = 10) -> dict[str, float]:
     """Headline test metrics from labels (N,) and predicted probabilities (N, n_classes)."""
     y_pred = y_score.argmax(axis=1)
-    precision, recall, f1, _ = precision_recall_fscore_support(
-        y_true, y_pred, average="macro", zero_division=0
-    )
-    return {
+    labels = np.arange(y_score.shape[1])
+    metrics = {
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
-        "macro_precision": float(precision),
-        "macro_recall": float(recall),
-        "macro_f1": float(f1),
+    }
+    for average in ("macro", "weighted"):
+        precision, recall, f1, _ = precision_recall_fscore_support(
+            y_true, y_pred, labels=labels, average=average, zero_division=0
+        )
+        metrics |= {f"{average}_precision": float(precision), f"{average}_recall": float(recall)}
+        metrics[f"{average}_f1"] = float(f1)
+    return metrics | {
         "auc": medmnist_auc(y_true, y_score),
+        "log_loss": float(log_loss(y_true, y_score, labels=labels)),
+        "top2_accuracy": top_k_accuracy(y_true, y_score, k=2),
+        "ece": expected_calibration_error(y_true, y_score, n_bins),
     }
 
 

@@ -147,6 +147,10 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class EvaluateParams:
-    """`evaluate`: how test predictions are made."""
+    """`evaluate`: how test predictions are made, and how much the report images show."""
 
     tta_views: int = 1  # 8 = average over every rotation and flip of each test image
+    samples_per_class: int = 3
+    mistakes: int = 24
+    gradcam_per_class: int = 2
+    calibration_bins: int = 10

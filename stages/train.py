@@ -24,6 +24,7 @@ from dvclive import Live
 
 from stages.architectures import create_model
 from stages.class_weights import read_class_weights
+from stages.cost import peak_memory_mb
 from stages.dataset import Split, load_split, load_summary, preprocessed_dir
 from stages.devices import distribution, resolve, set_precision
 from stages.files import atomic_path, write_json
@@ -157,6 +158,7 @@ def train_with_live(
             "epochs_run": history.epoch[-1] + 1,
             "train_seconds": round(time.perf_counter() - start, 1),
             "parameters": model.count_params(),
+            "peak_memory_mb": peak_memory_mb(),
         }
         for name, value in summary.items():
             live.log_metric(name, value, plot=False)

@@ -17,7 +17,8 @@ from tests.synthetic import write_mirror
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT.parent / "shared" / "data"
-PROJECT_FILES = ("dvc.yaml", "params.yaml", "stages", ".dvcignore", "data/images/README.md")
+PROJECT_FILES = ("dvc.yaml", "params.yaml", "stages", "scripts", ".dvcignore", "data/images/README.md")
+DVC_FILES = (".dvc/config", ".dvc/plots")  # copied after `dvc init`: plot templates, offline page
 
 # Tiny but real: one epoch of the real models on a few hundred synthetic 28 px images.
 TINY_PARAMS = {
@@ -65,21 +66,28 @@ def ran_stages(output: str) -> list[str]:
     return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
 
 
+def copy_project_files(repo: Path, names: tuple[str, ...]) -> None:
+    """Copy files and folders of this project into `repo`, at the same relative paths."""
+    for name in names:
+        source, target = PROJECT / name, repo / name
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
+        elif source.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
 def init_project_repo(repo: Path, mirror: Path, overrides: dict[str, Any] | None = None) -> Path:
     """Copy the project into `repo`, point it at `mirror`, and make it a committed git + DVC repo."""
     repo.mkdir(parents=True)
-    for name in PROJECT_FILES:
-        source = PROJECT / name
-        if source.is_dir():
-            shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
-        elif source.exists():
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, repo / name)
+PROJECT_FILES = ("dvc.yaml", "params.yaml", "stages", "scripts", ".dvcignore", "data/images/README.md")
+DVC_FILES = (".dvc/config", ".dvc/plots")  # copied after `dvc init`: plot templates, offline page
     set_params(repo, {**TINY_PARAMS, "data.mirror": str(mirror), **(overrides or {})})
     run(repo, "git", "init", "-q")
     run(repo, "git", "config", "user.email", "test@example.com")
     run(repo, "git", "config", "user.name", "test")
     run(repo, "dvc", "init", "-q")
+    copy_project_files(repo, DVC_FILES)
     run(repo, "dvc", "config", "core.analytics", "false")
     run(repo, "git", "add", "-A")
     run(repo, "git", "commit", "-qm", "project")
@@ -99,6 +107,18 @@ def reproduced_repo(tmp_path_factory, synthetic_mirror) -> Path:
     run(repo, "dvc", "repro")
     run(repo, "git", "add", "-A")
     run(repo, "git", "commit", "-qm", "first run")
+    return repo
+
+
+@pytest.fixture(scope="session")
+def two_commit_repo(tmp_path_factory, reproduced_repo) -> Path:
+    """The reproduced repo plus a second commit that trains two epochs instead of one (do not change it)."""
+    repo = tmp_path_factory.mktemp("two_commits") / "repo"
+    shutil.copytree(reproduced_repo, repo, symlinks=True)
+    set_params(repo, {"train.epochs": 2})
+    run(repo, "dvc", "repro")
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", "two epochs")
     return repo
 
 

@@ -1,0 +1,109 @@
+"""Markdown report of what the workspace changes against a base revision: metrics, params and plots.
+
+The pull-request workflow (.github/workflows/pr.yml) reproduces the pipeline and posts this report
+as a PR comment; run it yourself the same way, from the project root, after `dvc repro`:
+    python -m scripts.pr_report --base main > report.md
+Metrics and params come from `dvc metrics diff` / `dvc params diff`; a plot counts as changed when
+one of its files (git-tracked outputs, cache: false) differs from the base's. Changed images are
+embedded with paths relative to the project root, so `cml comment create --publish` can upload them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".svg"}
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    """Run a command in the current folder and capture its output."""
+    return subprocess.run(args, capture_output=True, text=True)
+
+
+def dvc_markdown(*args: str) -> str:
+    """Output of a `dvc ... --md` command; exit with its message if it fails."""
+    result = run("dvc", *args, "--md")
+    if result.returncode != 0:
+        sys.exit(f"pr_report: dvc {' '.join(args)} failed: {result.stderr.strip()}")
+    table = result.stdout.strip()
+    return table if len(table.splitlines()) > 2 else ""  # a header and no rows: nothing changed
+
+
+def plot_definitions(dvc_yaml: dict[str, Any]) -> dict[str, list[str]]:
+    """Plot id -> the files and folders it reads, from dvc.yaml's top-level `plots:`."""
+    definitions: dict[str, list[str]] = {}
+    for entry in dvc_yaml.get("plots") or []:
+        if isinstance(entry, str):
+            definitions[entry] = [entry]
+            continue
+        for plot_id, props in entry.items():
+            y = (props or {}).get("y")
+            definitions[plot_id] = list(y) if isinstance(y, dict) else [plot_id]
+    return definitions
+
+
+def files_under(path: str, base: str) -> list[str]:
+    """`path` itself, or the files inside it in the workspace or at revision `base`."""
+    listed = run("git", "ls-tree", "-r", "--name-only", base, "--", path).stdout.split()
+    local = [str(p) for p in Path(path).rglob("*") if p.is_file()] if Path(path).is_dir() else []
+    return sorted(set(listed + local)) or [path]
+
+
+def changed(path: str, base: str) -> bool:
+    """Whether a file differs between revision `base` (git) and the workspace (a missing one differs)."""
+    before = subprocess.run(["git", "show", f"{base}:{path}"], capture_output=True)
+    now = Path(path).read_bytes() if Path(path).is_file() else None
+    return (before.stdout if before.returncode == 0 else None) != now
+
+
+def plots_section(definitions: dict[str, list[str]], base: str) -> str:
+    """Markdown list of the plots whose files changed, with changed images embedded."""
+    lines, images = [], []
+    for plot_id, paths in definitions.items():
+        files = [f for p in paths for f in files_under(p, base) if changed(f, base)]
+        for file in files:
+            if Path(file).suffix.lower() in IMAGE_SUFFIXES and Path(file).is_file():
+                images.append(f"#### {file}\n\n![{file}]({file})")
+        if files and not all(Path(f).suffix.lower() in IMAGE_SUFFIXES for f in files):
+            lines.append(f"- {plot_id}: {', '.join(f'`{f}`' for f in files)}")
+    if not lines and not images:
+        return "No plot changed."
+    if images:  # folded: a comment full of figures buries the tables
+        images = [f"<details><summary>Changed images ({len(images)})</summary>", *images, "</details>"]
+    return "\n\n".join(["\n".join(lines), *images]).strip()
+
+
+def build_report(base: str, title: str, note: str = "") -> str:
+    """The whole comment: metrics diff, params diff and changed plots against `base`."""
+    metrics = dvc_markdown("metrics", "diff", base) or "No metric changed."
+    params = dvc_markdown("params", "diff", base) or "No param changed."
+    definitions = plot_definitions(yaml.safe_load(Path("dvc.yaml").read_text()) or {})
+    parts = [f"## {title}", note, "### Metrics", metrics, "### Params", params]
+    parts += ["### Plots", plots_section(definitions, base)]
+    return "\n\n".join(part for part in parts if part) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", default="main", help="revision to compare the workspace with")
+    parser.add_argument("--title", help="heading of the report (default: Pipeline results against BASE)")
+    parser.add_argument("--note", default="", help="a paragraph under the heading (e.g. the configuration)")
+    args = parser.parse_args()
+    if not Path("dvc.yaml").exists():
+        sys.exit("pr_report: run from the project root (where dvc.yaml is)")
+    if run("git", "rev-parse", "--verify", "--quiet", f"{args.base}^{{commit}}").returncode != 0:
+        sys.exit(
+            f"pr_report: unknown revision {args.base!r} (fetch it first, e.g. git fetch origin main:main)"
+        )
+    title = args.title or f"Pipeline results against {args.base}"
+    print(build_report(args.base, title, args.note), end="")
+
+
+if __name__ == "__main__":
+    main()

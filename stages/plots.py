@@ -1,0 +1,142 @@
+"""Report figures as pure functions: arrays and rows in, a matplotlib Figure out; the caller saves it.
+
+Uses the Agg backend (no display needed). Class names are shortened to their first words for the
+figures ("immature granulocytes(myelocytes, ...)" -> "immature granulocytes").
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+WRONG, RIGHT = "#c62828", "#2e7d32"  # title colours of misclassified / correct images
+
+
+def short_name(name: str) -> str:
+    """A class name without its parenthesised detail."""
+    return name.split("(")[0].strip()
+
+
+def confusion_figure(matrix: np.ndarray, class_names: list[str]) -> Figure:
+    """Row-normalised confusion matrix (each true class sums to 1), cells annotated with the fraction."""
+    totals = matrix.sum(axis=1, keepdims=True)
+    fraction = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
+    names = [short_name(n) for n in class_names]
+    size = (max(6.0, 1.0 + 0.75 * len(names)), max(5.0, 0.6 + 0.7 * len(names)))
+    fig, ax = plt.subplots(figsize=size, layout="constrained")
+    image = ax.imshow(fraction, cmap="Blues", vmin=0, vmax=1)
+    for (row, col), value in np.ndenumerate(fraction):
+        ax.text(
+            col,
+            row,
+            f"{value:.2f}",
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if value > 0.5 else "black",
+        )
+    ax.set(xticks=range(len(names)), yticks=range(len(names)), xlabel="predicted", ylabel="true")
+    ax.set_xticklabels(names, rotation=45, ha="right")
+    ax.set_yticklabels([f"{n} ({t})" for n, t in zip(names, totals[:, 0], strict=True)])
+    ax.set_title("Confusion matrix, rows normalised\n(test images per class in brackets)", fontsize=10)
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    return fig
+
+
+def curves_figure(roc: list[dict], pr: list[dict], aucs: dict[str, float]) -> Figure:
+    """One-vs-rest ROC (left) and precision-recall (right) curves, one line per class."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 5), layout="constrained")
+    for ax, rows, x, y in ((left, roc, "fpr", "tpr"), (right, pr, "recall", "precision")):
+        for name in dict.fromkeys(r["class"] for r in rows):
+            points = [r for r in rows if r["class"] == name]
+            label = f"{short_name(name)} (AUC {aucs[name]:.3f})" if ax is left else short_name(name)
+            ax.plot([p[x] for p in points], [p[y] for p in points], label=label, linewidth=1.2)
+        ax.set(xlabel=x, ylabel=y, xlim=(-0.01, 1.01), ylim=(-0.01, 1.01))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right" if ax is left else "lower left")
+    left.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    left.set_title("ROC, one class vs the rest")
+    right.set_title("Precision-recall (interpolated), one class vs the rest")
+    return fig
+
+
+def calibration_figure(bins: list[dict], n_bins: int, ece: float) -> Figure:
+    """Reliability diagram: accuracy against mean confidence per bin, with the share of images per bin."""
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(5, 6), height_ratios=(3, 1), sharex=True, layout="constrained"
+    )
+    confidence = [b["confidence"] for b in bins]
+    top.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
+    top.plot(confidence, [b["accuracy"] for b in bins], marker="o", label="model")
+    top.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1.02), title=f"Calibration (ECE {ece:.3f})")
+    top.legend(loc="upper left")
+    top.grid(alpha=0.3)
+    total = sum(b["count"] for b in bins)
+    bottom.bar(
+        [(b["bin"] + 0.5) / n_bins for b in bins], [b["count"] / total for b in bins], width=0.9 / n_bins
+    )
+    bottom.set(xlabel="confidence (probability of the predicted class)", ylabel="share")
+    return fig
+
+
+def training_figure(curves: dict[str, dict[str, list[tuple[int, float]]]]) -> Figure:
+    """Loss and accuracy per epoch for training and validation: curves[metric][split] = [(step, value)]."""
+    fig, axes = plt.subplots(
+        1, len(curves), figsize=(5 * len(curves), 4), layout="constrained", squeeze=False
+    )
+    for ax, (metric, splits) in zip(axes[0], curves.items(), strict=True):
+        for split, points in splits.items():
+            ax.plot([s + 1 for s, _ in points], [v for _, v in points], marker=".", label=split)
+        ax.set(xlabel="epoch", ylabel=metric, title=metric)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return fig
+
+
+def image_grid(images: np.ndarray, titles: list[str], wrong: np.ndarray, ncols: int, title: str) -> Figure:
+    """Images in a grid, each titled; the titles of wrong predictions in red with a red frame."""
+    nrows = max(1, -(-len(images) // ncols))
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(1.7 * ncols, 1.9 * nrows + 0.3), squeeze=False, layout="constrained"
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, text, bad in zip(axes.flat, images, titles, wrong, strict=False):
+        ax.imshow(image, interpolation="nearest")
+        ax.set_title(text, fontsize=6.5, color=WRONG if bad else RIGHT)
+        if bad:
+            ax.axis("on")
+            ax.set(xticks=[], yticks=[])
+            for spine in ax.spines.values():
+                spine.set(color=WRONG, linewidth=2.5)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def gradcam_figure(
+    images: np.ndarray, heatmaps: np.ndarray, titles: list[str], ncols: int, layer: str
+) -> Figure:
+    """Each image beside its Grad-CAM heat-map overlay (jet colours, red = most influential)."""
+    pairs = -(-len(images) // ncols)
+    fig, axes = plt.subplots(
+        pairs, 2 * ncols, figsize=(1.4 * 2 * ncols, 1.6 * pairs + 0.3), squeeze=False, layout="constrained"
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, (image, heat, text) in enumerate(zip(images, heatmaps, titles, strict=True)):
+        row, col = divmod(i, ncols)
+        plain, overlay = axes[row, 2 * col], axes[row, 2 * col + 1]
+        plain.imshow(image, interpolation="nearest")
+        plain.set_title(text, fontsize=7)
+        overlay.imshow(image, interpolation="nearest")
+        overlay.imshow(heat, cmap="jet", alpha=0.45, vmin=0, vmax=1, interpolation="bilinear")
+        overlay.set_title("Grad-CAM", fontsize=7)
+    fig.suptitle(f"Grad-CAM at layer {layer} for the predicted class", fontsize=10)
+    return fig

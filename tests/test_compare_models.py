@@ -1,0 +1,62 @@
+"""scripts/compare_models.py: queue models as DVC experiments, run them, tabulate what exists."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from scripts.compare_models import comparison, markdown_table
+from tests.conftest import run
+
+
+def exp_show_row(rev: str, name: str | None, model: str, accuracy: float | None) -> dict:
+    """One row shaped like `dvc exp show --json` output."""
+    metrics = {} if accuracy is None else {"metrics/evaluate/metrics.json": {"data": {"accuracy": accuracy}}}
+    return {
+        "rev": rev,
+        "name": name,
+        "data": {"params": {"params.yaml": {"data": {"model": model}}}, "metrics": metrics},
+    }
+
+
+def test_the_table_has_one_row_per_distinct_run_best_first_and_skips_runs_without_metrics():
+    workspace = exp_show_row("workspace", None, "skip", 0.9)
+    head = exp_show_row("a" * 40, "main", "skip", 0.9)  # the same run as the workspace
+    head["experiments"] = [
+        {"revs": [exp_show_row("b" * 40, "exp-good", "baseline", 0.95)]},
+        {"revs": [exp_show_row("c" * 40, None, "inception", None)]},  # failed: no metrics
+    ]
+    rows = comparison([workspace, head])
+    assert [(r["experiment"], r["model"]) for r in rows] == [("exp-good", "baseline"), ("main", "skip")]
+    table = markdown_table(rows).splitlines()
+    assert table[0].startswith("| experiment | model | params (M) | size (MB) | memory (MB) | accuracy |")
+    assert table[2].startswith("| exp-good | baseline |") and "| 0.9500 |" in table[2]
+    assert "|  |" in table[2]  # metrics a run lacks are empty cells, not zeros
+
+
+@pytest.mark.slow
+def test_queueing_two_models_runs_them_and_renders_the_comparison(project_repo):
+    """The committed run is `skip`: its queued twin changes nothing; `baseline` trains for real."""
+    result = run(
+        project_repo, "python", "-m", "scripts.compare_models", "--models", "baseline", "skip", "--poll", "1"
+    )
+    assert result.stdout.count("Queued experiment") == 2
+    rows = json.loads(run(project_repo, "dvc", "exp", "show", "--json").stdout)
+    experiments = [rev for row in rows for exp in row.get("experiments") or [] for rev in exp["revs"]]
+    baseline = next(
+        e for e in experiments if e["data"]["params"]["params.yaml"]["data"]["model"] == "baseline"
+    )
+    accuracy = baseline["data"]["metrics"]["metrics/evaluate/metrics.json"]["data"]["accuracy"]
+
+    table = (project_repo / "reports/model_comparison.md").read_text().splitlines()
+    body = {line.split("|")[2].strip(): line for line in table[2:]}
+    assert set(body) == {"baseline", "skip"}  # skip's experiment repeats the commit: one row
+    assert body["baseline"].startswith(f"| {baseline['name']} | baseline | 0.243 |")
+    assert f"| {accuracy:.4f} |" in body["baseline"]
+    assert (project_repo / "reports/model_comparison.png").read_bytes().startswith(b"\x89PNG")
+    again = run(project_repo, "python", "-m", "scripts.compare_models", "--render-only")
+    assert "\n".join(table) in again.stdout
+
+    unknown = run(project_repo, "python", "-m", "scripts.compare_models", "--models", "nope", check=False)
+    assert unknown.returncode == 1 and "unknown model(s) ['nope']" in unknown.stderr

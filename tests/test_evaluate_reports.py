@@ -1,0 +1,97 @@
+"""The evaluate stage's outputs after a real `dvc repro`, and `dvc plots show`/`diff` rendered offline.
+
+The rendering checks load the page in headless Chromium (Debian package `chromium`); they skip,
+saying so, where no Chromium-family browser is installed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.chromium import find_chromium, render, scan
+from tests.conftest import run
+
+pytestmark = pytest.mark.slow
+
+HEADLINE = {"accuracy", "balanced_accuracy", "auc", "log_loss", "top2_accuracy", "ece"}
+HEADLINE |= {f"{avg}_{m}" for avg in ("macro", "weighted") for m in ("precision", "recall", "f1")}
+COST = {"parameters", "model_size_mb", "epochs_run", "train_seconds", "train_peak_memory_mb"}
+COST |= {"test_images", "test_seconds", "test_ms_per_image", "eval_peak_memory_mb"}
+IMAGES = {"confusion", "roc_pr", "calibration", "training", "samples", "mistakes", "gradcam"}
+VEGA_DIV = re.compile(r'<div id = "([^"]+)">\s*<script')
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_evaluate_writes_every_metric_curve_and_image(reproduced_repo):
+    repo = reproduced_repo
+    metrics = json.loads((repo / "metrics/evaluate/metrics.json").read_text())
+    assert set(metrics) >= HEADLINE | COST
+    assert metrics["test_images"] == 48 and metrics["epochs_run"] == 1
+    assert metrics["parameters"] == 308008  # the residual CNN of the report
+    assert metrics["test_seconds"] > 0 and metrics["eval_peak_memory_mb"] > 100
+    card = json.loads((repo / "models/model.json").read_text())
+    assert card["peak_memory_mb"] == metrics["train_peak_memory_mb"] > 100
+    assert json.loads((repo / "metrics/train/metrics.json").read_text())["peak_memory_mb"] > 100
+    assert metrics["model_size_mb"] == pytest.approx(
+        (repo / "models/model.keras").stat().st_size / 1e6, abs=1e-3
+    )
+
+    per_class = json.loads((repo / "metrics/evaluate/per_class.json").read_text())
+    assert [row["class"] for row in per_class][:2] == ["basophil", "eosinophil"] and len(per_class) == 8
+    assert sum(row["support"] for row in per_class) == 48
+    assert read_csv(repo / "plots/evaluate/per_class.csv")[0].keys() == per_class[0].keys()
+    roc = read_csv(repo / "plots/evaluate/roc.csv")
+    assert list(roc[0]) == ["class", "point", "fpr", "tpr"] and len({r["class"] for r in roc}) == 8
+    assert list(read_csv(repo / "plots/evaluate/pr.csv")[0]) == ["class", "point", "recall", "precision"]
+    bins = read_csv(repo / "plots/evaluate/calibration.csv")
+    assert sum(int(b["count"]) for b in bins) == 48
+    images = repo / "plots/evaluate/images"
+    assert {p.stem for p in images.glob("*.png")} == IMAGES
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in images.glob("*.png"))
+
+
+def assert_rendered(page: Path, expected_revisions: int) -> None:
+    """Every vega plot on `page` drew an SVG, with rects for the confusion matrix and lines for curves."""
+    browser = find_chromium()
+    if browser is None:
+        pytest.skip("Chromium absent (Debian: apt-get install chromium): the page was built but not loaded")
+    html = page.read_text()
+    assert "<script src=" not in html and "cdn.jsdelivr" not in html  # the offline page: libraries inlined
+    ids = VEGA_DIV.findall(html)
+    assert len(ids) == 8, ids
+    dom, console = render(browser, page)
+    plots = scan(dom)
+    drawn = {plot_id: plots.marks.get(plot_id, set()) for plot_id in ids}
+    assert all("svg" in marks for marks in drawn.values()), drawn
+    confusion = next(marks for plot_id, marks in drawn.items() if plot_id.startswith("Confusion"))
+    assert "mark-rect" in confusion
+    curves = [marks for plot_id, marks in drawn.items() if plot_id.startswith(("ROC", "Precision", "Loss"))]
+    assert len(curves) == 3 and all("mark-line" in marks for marks in curves)
+    errors = [line for line in console if "error" in line.lower()]
+    assert not errors, errors
+    assert "error" not in " ".join(plots.text).lower()
+    shown = re.findall(r'<img src="(static/[^"]+)"', html)
+    assert len(shown) == len(IMAGES) * expected_revisions
+    assert all((page.parent / src).is_file() for src in shown)
+
+
+def test_plots_show_renders_every_plot_offline(reproduced_repo, tmp_path):
+    result = run(reproduced_repo, "dvc", "plots", "show", "-o", str(tmp_path / "show"))
+    assert "failed" not in (result.stdout + result.stderr).lower()
+    assert_rendered(tmp_path / "show/index.html", expected_revisions=1)
+
+
+def test_plots_diff_of_two_commits_renders_both_revisions(two_commit_repo, tmp_path):
+    run(two_commit_repo, "dvc", "plots", "diff", "HEAD~1", "HEAD", "-o", str(tmp_path / "diff"))
+    page = tmp_path / "diff/index.html"
+    assert '"rev": "HEAD~1"' in page.read_text() and '"rev": "HEAD"' in page.read_text()
+    assert_rendered(page, expected_revisions=2)
