@@ -80,8 +80,7 @@ def copy_project_files(repo: Path, names: tuple[str, ...]) -> None:
 def init_project_repo(repo: Path, mirror: Path, overrides: dict[str, Any] | None = None) -> Path:
     """Copy the project into `repo`, point it at `mirror`, and make it a committed git + DVC repo."""
     repo.mkdir(parents=True)
-PROJECT_FILES = ("dvc.yaml", "params.yaml", "stages", "scripts", ".dvcignore", "data/images/README.md")
-DVC_FILES = (".dvc/config", ".dvc/plots")  # copied after `dvc init`: plot templates, offline page
+    copy_project_files(repo, PROJECT_FILES)
     set_params(repo, {**TINY_PARAMS, "data.mirror": str(mirror), **(overrides or {})})
     run(repo, "git", "init", "-q")
     run(repo, "git", "config", "user.email", "test@example.com")
