@@ -28,6 +28,7 @@ from stages.cost import file_size_mb, peak_memory_mb, timed_predict
 from stages.curves import pr_rows, roc_rows
 from stages.dataset import load_split, preprocessed_dir
 from stages.files import atomic_path, write_csv, write_json
+from stages.gallery import confident_mistakes, pick_per_class, prediction_titles, whole_classes_per_row
 from stages.gradcam import SUPPORTED_BACKENDS, gradcam, last_conv_layer
 from stages.metrics import (
     calibration_bins,
@@ -55,29 +56,6 @@ def confusion_rows(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str
     return buffer.getvalue()
 
 
-def pick_per_class(y_true: np.ndarray, per_class: int, seed: int) -> np.ndarray:
-    """Indices of up to `per_class` images of each class, drawn with `seed`, grouped by class."""
-    rng = np.random.default_rng(seed)
-    picks = [rng.permutation(np.flatnonzero(y_true == c))[:per_class] for c in np.unique(y_true)]
-    return np.concatenate(picks) if picks else np.array([], dtype=int)
-
-
-def confident_mistakes(y_true: np.ndarray, scores: np.ndarray, n: int) -> np.ndarray:
-    """Indices of the `n` wrong predictions made with the highest confidence, most confident first."""
-    wrong = np.flatnonzero(scores.argmax(axis=1) != y_true)
-    return wrong[np.argsort(-scores[wrong].max(axis=1), kind="stable")][:n]
-
-
-def prediction_titles(
-    index: np.ndarray, y_true: np.ndarray, scores: np.ndarray, names: list[str]
-) -> list[str]:
-    """'true: X / pred: Y 0.97' for each image in `index`."""
-    short = [plots.short_name(n) for n in names]
-    return [
-        f"true: {short[y_true[i]]}\npred: {short[scores[i].argmax()]} {scores[i].max():.2f}" for i in index
-    ]
-
-
 def read_training_curves(live_dir: Path) -> dict[str, dict[str, list[tuple[int, float]]]]:
     """dvclive's per-epoch loss and accuracy of the train and val splits: curves[metric][split]."""
     curves: dict[str, dict[str, list[tuple[int, float]]]] = {}
@@ -96,11 +74,6 @@ def save_figure(figure: plt.Figure, name: str) -> None:
     with atomic_path(IMAGES_DIR / name) as tmp:
         figure.savefig(tmp, dpi=100, metadata={"Software": None})
     plt.close(figure)
-
-
-def whole_classes_per_row(per_class: int, at_least: int) -> int:
-    """Grid columns: a multiple of `per_class` (so rows hold whole classes), at least `at_least` if it can."""
-    return per_class * max(1, at_least // per_class)
 
 
 def draw_gradcam(

@@ -11,9 +11,12 @@ from keras import layers
 from matplotlib.figure import Figure
 
 from stages import plots
-from stages.architectures import create_model
-from stages.evaluate import confident_mistakes, pick_per_class, read_training_curves, whole_classes_per_row
+from stages.architectures import create_model, list_models
+from stages.evaluate import read_training_curves
+from stages.gallery import confident_mistakes, pick_per_class, whole_classes_per_row
 from stages.gradcam import gradcam, last_conv_layer
+from stages.params import read_params
+from tests.conftest import PROJECT
 
 
 def red_detector() -> keras.Model:
@@ -50,6 +53,22 @@ def test_the_target_layer_is_the_deepest_convolution_not_the_last_listed(name, l
     images = np.random.default_rng(0).integers(0, 255, (3, 28, 28, 3), dtype=np.uint8)
     heat = gradcam(model, images, np.array([0, 3, 7]), layer)
     assert heat.shape == (3, 28, 28) and heat.min() >= 0.0 and heat.max() <= 1.0
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_grad_cam_runs_on_every_registered_conv_model_and_skips_only_nested_backbones(name):
+    """Transfer models wrap a keras.applications backbone as one layer: no top-level Conv2D to explain."""
+    hparams = dict(read_params(PROJECT / "params.yaml")["models"].get(name) or {})
+    if "weights" in hparams:
+        hparams["weights"] = "none"  # no download in tests
+    model = create_model(name, (28, 28, 3), 8, None, hparams)
+    layer = last_conv_layer(model)
+    if layer is None:
+        assert any(isinstance(inner, keras.Model) for inner in model.layers)
+        return
+    images = np.random.default_rng(1).integers(0, 255, (2, 28, 28, 3), dtype=np.uint8)
+    heat = gradcam(model, images, np.array([1, 6]), layer)
+    assert heat.shape == (2, 28, 28) and np.isfinite(heat).all() and heat.max() <= 1.0
 
 
 def test_a_model_without_convolutions_has_no_grad_cam_layer():
