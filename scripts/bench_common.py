@@ -99,10 +99,12 @@ def throughput_meter():
         def __init__(self) -> None:
             super().__init__()
             self.batch_ends: list[float] = []
+            self.cpu_ends: list[float] = []  # CPU time of this process (all its threads)
             self.loads: list[float] = []
 
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
             self.batch_ends.append(time.perf_counter())
+            self.cpu_ends.append(time.process_time())
             self.loads.append(os.getloadavg()[0])
 
         def images_per_second(self, warmup: int, batch_size: int) -> float:
@@ -111,6 +113,11 @@ def throughput_meter():
             if warmup < 1 or len(timed) < 2:
                 raise ValueError(f"need 1 warm-up and 1 timed batch at least; {len(self.batch_ends)} ran")
             return (len(timed) - 1) * batch_size / (timed[-1] - timed[0])
+
+        def images_per_cpu_second(self, warmup: int, batch_size: int) -> float:
+            """Images per CPU-second of this process over the same batches."""
+            cpu = self.cpu_ends[warmup - 1 :]
+            return (len(cpu) - 1) * batch_size / (cpu[-1] - cpu[0])
 
         def mean_load(self, warmup: int) -> float:
             return float(np.mean(self.loads[warmup:] or self.loads))
@@ -122,7 +129,8 @@ def fit_throughput(model, x, y, batch_size: int, warmup: int, steps: int, class_
     """Train `model` (already compiled) for `warmup` + `steps` batches; images/s over the last `steps`.
 
     `x` is whatever `model.fit` takes (a tf.data dataset, a PyDataset, arrays); `y` only with arrays.
-    Returns images/s and the mean 1-minute load average over the timed batches.
+    Returns images/s (wall clock and per CPU-second of this process) and the mean 1-minute load
+    average over the timed batches.
     """
     meter = throughput_meter()
     model.fit(
@@ -137,6 +145,7 @@ def fit_throughput(model, x, y, batch_size: int, warmup: int, steps: int, class_
     )
     return {
         "images_per_s": meter.images_per_second(warmup, batch_size),
+        "cpu_images_per_s": meter.images_per_cpu_second(warmup, batch_size),
         "load": meter.mean_load(warmup),
         "batches": len(meter.batch_ends),
     }

@@ -11,13 +11,16 @@
   efficiency       conv/matmul FLOPs per image x images/s / matmul rate (elementwise ops, the
                    optimizer update and the input pipeline count as overhead, as in MFU figures):
                    (a) over the rate measured around that setting's training (the machine is shared:
-                   both see the same contention), (b) over the best rate of the whole run
+                   both see the same contention), (b) over the best rate of the whole run, (c) per
+                   CPU-second of the process, training over matmul (robust to load; blind to how
+                   well the work spreads over the cores)
 
-Each setting (XLA, oneDNN on/off, thread pools, batch size) runs in its own process, because
-TF_ENABLE_ONEDNN_OPTS and the thread pools are fixed when TensorFlow starts. A last row combines the
-levers that each beat the default by more than 5%. Target (issue 6): >= 75%.
+Each setting (XLA, oneDNN on/off, thread pools, batch size, mixed bfloat16) runs in its own process,
+because TF_ENABLE_ONEDNN_OPTS and the thread pools are fixed when TensorFlow starts. A last row
+combines the float32 levers that each beat the default by more than 5%. Target (issue 6): >= 75%.
 
-Run: python -m scripts.bench_efficiency [--model skip] [--steps 25] [--settings default,xla] [--full]
+Run: python -m scripts.bench_efficiency [--model skip] [--steps 25] [--rounds 1] [--settings default,xla]
+     [--full]
 """
 
 from __future__ import annotations
@@ -47,52 +50,29 @@ MATMUL_SIDE = 2048
 REFERENCE_BATCH = 64  # --steps is in batches of this size; other batch sizes train on as many images
 WIN = 1.05  # a lever joins the combined setting when it beats the default by more than 5%
 
-DEFAULT = {
-    "name": "default",
-    "lever": None,
-    "batch": 64,
-    "xla": False,
-    "onednn": True,
-    "intra": 0,
-    "inter": 0,
-}
-KNOBS = ("batch", "xla", "onednn", "intra", "inter")
-SETTINGS = {  # key -> setting: the default, then one lever changed at a time (0 threads = TF's choice)
+# One setting: batch size, XLA, oneDNN, thread pools (0 = TensorFlow's choice), mixed bfloat16.
+DEFAULT = dict(name="default", lever=None, batch=64, xla=False, onednn=True, intra=0, inter=0, bf16=False)
+KNOBS = ("batch", "xla", "onednn", "intra", "inter", "bf16")
+SPEED_LEVERS = ("xla", "onednn", "threads", "batch")  # same numerics: these may be combined
+
+
+def _setting(name: str, lever: str, **knobs) -> dict:
+    return {**DEFAULT, "name": name, "lever": lever, **knobs}
+
+
+SETTINGS = {  # key -> setting: the default, then one lever changed at a time
     "default": DEFAULT,
-    "xla": {**DEFAULT, "name": "XLA (jit_compile=True)", "lever": "xla", "xla": True},
-    "onednn-off": {**DEFAULT, "name": "oneDNN off", "lever": "onednn", "onednn": False},
-    "threads-2-1": {
-        **DEFAULT,
-        "name": "threads intra 2 / inter 1",
-        "lever": "threads",
-        "intra": 2,
-        "inter": 1,
-    },
-    "batch-128": {**DEFAULT, "name": "batch 128", "lever": "batch", "batch": 128},
-    "batch-256": {**DEFAULT, "name": "batch 256", "lever": "batch", "batch": 256},
+    "xla": _setting("XLA (jit_compile=True)", "xla", xla=True),
+    "onednn-off": _setting("oneDNN off", "onednn", onednn=False),
+    "threads-2-1": _setting("threads intra 2 / inter 1", "threads", intra=2, inter=1),
+    "batch-128": _setting("batch 128", "batch", batch=128),
+    "batch-256": _setting("batch 256", "batch", batch=256),
     # --full adds these
-    "threads-1-1": {
-        **DEFAULT,
-        "name": "threads intra 1 / inter 1",
-        "lever": "threads",
-        "intra": 1,
-        "inter": 1,
-    },
-    "threads-1-2": {
-        **DEFAULT,
-        "name": "threads intra 1 / inter 2",
-        "lever": "threads",
-        "intra": 1,
-        "inter": 2,
-    },
-    "batch-32": {**DEFAULT, "name": "batch 32", "lever": "batch", "batch": 32},
-    "xla-onednn-off": {
-        **DEFAULT,
-        "name": "XLA, oneDNN off",
-        "lever": "xla+onednn",
-        "xla": True,
-        "onednn": False,
-    },
+    "threads-1-1": _setting("threads intra 1 / inter 1", "threads", intra=1, inter=1),
+    "threads-1-2": _setting("threads intra 1 / inter 2", "threads", intra=1, inter=2),
+    "batch-32": _setting("batch 32", "batch", batch=32),
+    "xla-onednn-off": _setting("XLA, oneDNN off", "xla+onednn", xla=True, onednn=False),
+    "bf16": _setting("mixed bfloat16 (not float32: FLOPs at bf16)", "precision", bf16=True),
 }
 STANDARD = ("default", "xla", "onednn-off", "threads-2-1", "batch-128", "batch-256")
 
@@ -106,36 +86,43 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--steps", type=int, default=25, help=f"timed batches of {REFERENCE_BATCH} (default: 25)"
     )
     parser.add_argument("--matmul-reps", type=int, default=5, help="timed matmuls per rate (default: 5)")
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved runs per setting (default: 1)")
     parser.add_argument("--full", action="store_true", help="every setting (more threads, XLA, batch)")
     parser.add_argument(
         "--settings", default=",".join(STANDARD), help=f"comma-separated, of: {', '.join(SETTINGS)}"
     )
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # one setting, as JSON, in a child process
     args = parser.parse_args(argv)
-    if args.warmup < 1 or args.steps < 1 or args.matmul_reps < 1:
-        parser.error("--warmup, --steps and --matmul-reps must each be at least 1")
+    if min(args.warmup, args.steps, args.matmul_reps, args.rounds) < 1:
+        parser.error("--warmup, --steps, --matmul-reps and --rounds must each be at least 1")
     if args.size < 8:
         parser.error("--size must be at least 8")
-    args.settings = list(SETTINGS) if args.full else args.settings.split(",")
+    args.settings = list(SETTINGS) if args.full else list(dict.fromkeys(args.settings.split(",")))
     unknown = [key for key in args.settings if key not in SETTINGS]
     if unknown:
         parser.error(f"unknown setting(s) {unknown}; known: {', '.join(SETTINGS)}")
     return args
 
 
-def matmul_rate(reps: int) -> float:
-    """Median FLOP/s of a float32 (2048, 2048) @ (2048, 2048) matmul through TensorFlow."""
+def matmul_rate(reps: int) -> dict[str, float]:
+    """FLOP/s of a float32 (2048, 2048) @ (2048, 2048) matmul through TensorFlow, median of `reps`.
+
+    Per wall-clock second and per CPU-second of this process (the latter is what it would do per
+    core if the other processes on the machine did not compete for the cores).
+    """
     import tensorflow as tf
 
     a = tf.random.normal((MATMUL_SIDE, MATMUL_SIDE), seed=1)
     b = tf.random.normal((MATMUL_SIDE, MATMUL_SIDE), seed=2)
     tf.linalg.matmul(a, b).numpy()  # warm-up: thread pools, kernel selection
-    seconds = []
+    wall, cpu = [], []
     for _ in range(reps):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         tf.linalg.matmul(a, b)[0, 0].numpy()
-        seconds.append(time.perf_counter() - start)
-    return 2 * MATMUL_SIDE**3 / statistics.median(seconds)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    flops = 2 * MATMUL_SIDE**3
+    return {"wall": flops / statistics.median(wall), "cpu": flops / statistics.median(cpu)}
 
 
 def project_setup(model_name: str) -> tuple:
@@ -239,7 +226,7 @@ def count_training_flops(model_name: str, size: int, batch: int) -> dict[str, fl
         "train_all": sum(step.values()) / batch,
         "forward_dense": sum(v for k, v in fwd.items() if k in DENSE_OPS) / batch,
         "forward_analytic": analytic,
-        "backward_breakdown": {k: v / batch for k, v in step.items() if k in DENSE_OPS},
+        "train_by_op": {k: v / batch for k, v in step.items() if k in DENSE_OPS},
     }
 
 
@@ -264,6 +251,8 @@ def worker(setting: dict, args: argparse.Namespace) -> dict:
     from stages.train import make_inputs
 
     keras.utils.set_random_seed(0)
+    if setting["bf16"]:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
     train_params, augment, hparams = project_setup(args.model)
     batch = setting["batch"]
     steps = max(2, round(args.steps * REFERENCE_BATCH / batch))
@@ -306,13 +295,17 @@ def run_setting(setting: dict, args: argparse.Namespace) -> dict:
     return {**report, "wall": time.perf_counter() - start}
 
 
+def rate_of(result: dict) -> float:
+    return result["images_per_s"]
+
+
 def combined_setting(results: list[tuple[dict, dict]]) -> dict | None:
     """The default with the best value of every lever that beat it by more than 5%; None if under two did."""
     base = results[0][1]["images_per_s"]
     winners: dict[str, tuple[float, dict]] = {}
     for setting, result in results:
         lever, rate = setting["lever"], result["images_per_s"]
-        single_lever = lever in ("xla", "onednn", "threads", "batch")
+        single_lever = lever in SPEED_LEVERS
         if single_lever and rate > WIN * base and (lever not in winners or rate > winners[lever][0]):
             winners[lever] = (rate, setting)
     if len(winners) < 2:
@@ -322,6 +315,17 @@ def combined_setting(results: list[tuple[dict, dict]]) -> dict | None:
         combined.update({key: setting[key] for key in KNOBS if setting[key] != DEFAULT[key]})
     combined["name"] = "combined: " + " + ".join(setting["name"] for _, setting in winners.values())
     return combined
+
+
+def efficiencies(per_image: float, result: dict, machine: float) -> dict[str, float]:
+    """Efficiency of one setting's run three ways (see the module docstring and the printed note)."""
+    achieved = per_image * result["images_per_s"]
+    return {
+        "achieved": achieved,
+        "around": achieved / statistics.mean(rate["wall"] for rate in result["matmul"]),
+        "best": achieved / machine,
+        "cpu": per_image * result["cpu_images_per_s"] / statistics.mean(r["cpu"] for r in result["matmul"]),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -334,88 +338,85 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     flops = count_training_flops(args.model, args.size, REFERENCE_BATCH)
     machine_start, load_start = matmul_rate(args.matmul_reps), os.getloadavg()[0]
-    results = [(SETTINGS[key], run_setting(SETTINGS[key], args)) for key in args.settings]
+    settings = [SETTINGS[key] for key in args.settings]
+    runs: dict[str, list[dict]] = {setting["name"]: [] for setting in settings}
+    for _ in range(args.rounds):  # interleaved, so a change of load hits every setting
+        for setting in settings:
+            runs[setting["name"]].append(run_setting(setting, args))
+    best_of = {name: max(results, key=lambda r: r["images_per_s"]) for name, results in runs.items()}
+    results = [(setting, best_of[setting["name"]]) for setting in settings]
     combined = combined_setting(results) if args.settings[0] == "default" else None
     if combined:
-        results.append((combined, run_setting(combined, args)))
+        results.append(
+            (combined, max((run_setting(combined, args) for _ in range(args.rounds)), key=rate_of))
+        )
     machine_end, load_end = matmul_rate(args.matmul_reps), os.getloadavg()[0]
-    # The machine's rate: the best median of every matmul measurement in the run, parent's and settings'.
-    machine = max(machine_start, machine_end, *(rate for _, result in results for rate in result["matmul"]))
+    # The machine's rate: the best of every matmul measured in the run, the parent's and the settings'.
+    every_matmul = [machine_start, machine_end, *(rate for _, r in results for rate in r["matmul"])]
+    machine = max(rate["wall"] for rate in every_matmul)
 
     per_image = flops["train_dense"]
     rows = []
     for setting, result in results:
-        achieved = per_image * result["images_per_s"]
-        around = statistics.mean(result["matmul"])  # same process, same contention, just before and after
+        eff = efficiencies(per_image, result, machine)
         intra, inter = result["threads"]
         rows.append(
             [
                 setting["name"],
                 str(setting["batch"]),
                 f"{result['images_per_s']:.0f}",
-                f"{achieved / 1e9:.1f}",
-                " / ".join(f"{rate / 1e9:.0f}" for rate in result["matmul"]),
-                f"{100 * achieved / around:.0f}%",
-                f"{100 * achieved / machine:.0f}%",
+                f"{eff['achieved'] / 1e9:.1f}",
+                " / ".join(f"{rate['wall'] / 1e9:.0f}" for rate in result["matmul"]),
+                f"{100 * eff['around']:.0f}%",
+                f"{100 * eff['best']:.0f}%",
+                f"{100 * eff['cpu']:.0f}%",
                 f"{intra or 'auto'}/{inter or 'auto'}",
                 f"{result['load']:.1f}/{os.cpu_count()}",
             ]
         )
-    best_setting, best_result = max(results, key=lambda pair: pair[1]["images_per_s"])
-    best_achieved = per_image * best_result["images_per_s"]
-    best_around = best_achieved / statistics.mean(best_result["matmul"])
 
     print(f"## Hardware efficiency: {args.model} at {args.size} px, TensorFlow backend, CPU\n")
     print(f"Training FLOPs per image (counted in the graph of one training step, batch {REFERENCE_BATCH}):\n")
-    bwd = flops["backward_breakdown"]
-    print(
-        markdown_table(
-            ["part", "FLOPs per image"],
-            [
-                ["forward, conv + matmul (counted)", f"{flops['forward_dense']:,.0f}"],
-                ["forward, conv + dense (analytic, from layer shapes)", f"{flops['forward_analytic']:,.0f}"],
-                *[[f"training step: {op}", f"{value:,.0f}"] for op, value in bwd.items()],
-                ["training step, conv + matmul (used below)", f"{per_image:,.0f}"],
-                ["training step, every op with a FLOP formula", f"{flops['train_all']:,.0f}"],
-            ],
-        )
-    )
-    print(
-        f"\nMachine's dense float32 matmul rate ({MATMUL_SIDE}x{MATMUL_SIDE} through TensorFlow, "
-        f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')}, "
-        f"median of {args.matmul_reps}): {machine_start / 1e9:.0f} GFLOP/s at the start "
-        f"(load {load_start:.1f}), "
-        f"{machine_end / 1e9:.0f} GFLOP/s at the end (load {load_end:.1f}); the best of every matmul "
-        f"measured in this run (these two and each setting's own): {machine / 1e9:.0f} GFLOP/s.\n"
-    )
-    print(
-        "Efficiency = conv/matmul FLOPs per image x images/s over (a) the matmul rate that setting's own "
-        "process measured just before and after its training (same contention from other processes, "
-        "same TensorFlow settings), and (b) the best matmul rate of the run (a lower bound).\n"
-    )
-    header = [
-        "setting",
-        "batch",
-        "images/s",
-        "GFLOP/s",
-        "matmul GFLOP/s before / after",
-        "efficiency (a)",
-        "efficiency (b)",
-        "threads intra/inter",
-        "load",
+    flop_rows = [
+        ["forward, conv + matmul (counted)", f"{flops['forward_dense']:,.0f}"],
+        ["forward, conv + dense (analytic, from layer shapes)", f"{flops['forward_analytic']:,.0f}"],
+        *[[f"training step: {op}", f"{value:,.0f}"] for op, value in flops["train_by_op"].items()],
+        ["training step, conv + matmul (used below)", f"{per_image:,.0f}"],
+        ["training step, every op with a FLOP formula", f"{flops['train_all']:,.0f}"],
     ]
+    print(markdown_table(["part", "FLOPs per image"], flop_rows))
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    print(
+        f"\nDense float32 matmul rate ({MATMUL_SIDE}x{MATMUL_SIDE} through TensorFlow, median of "
+        f"{args.matmul_reps}, TF_ENABLE_ONEDNN_OPTS={onednn}): {machine_start['wall'] / 1e9:.0f} GFLOP/s "
+        f"at the start (load {load_start:.1f}), {machine_end['wall'] / 1e9:.0f} GFLOP/s at the end (load "
+        f"{load_end:.1f}); best of every matmul measured in this run: {machine / 1e9:.0f} GFLOP/s.\n"
+    )
+    print(
+        "Efficiency = conv/matmul FLOPs per image x images/s over a matmul rate: (a) the rate the "
+        "setting's own process measured just before and after its training (same load from other "
+        "processes, same TensorFlow settings); (b) the best rate of the whole run (a lower bound while "
+        "the machine is shared); (c) per CPU-second of the process, training over matmul (what it does "
+        "with the cores it gets; blind to how well it spreads over them).\n"
+    )
+    header = ["setting", "batch", "images/s", "GFLOP/s", "matmul GFLOP/s before / after"]
+    header += ["efficiency (a)", "(b)", "(c)", "threads intra/inter", "load"]
     print(markdown_table(header, rows))
     print()
+    best_setting, best_result = max(results, key=lambda pair: rate_of(pair[1]))
+    eff = efficiencies(per_image, best_result, machine)
     print(
-        f"- best: {best_setting['name']} (batch {best_setting['batch']}), {best_result['images_per_s']:.0f} "
-        f"images/s, efficiency {100 * best_around:.0f}% (a), {100 * best_achieved / machine:.0f}% (b) "
-        "(target >= 75%)"
+        f"- fastest: {best_setting['name']} (batch {best_setting['batch']}), "
+        f"{best_result['images_per_s']:.0f} images/s, efficiency {100 * eff['around']:.0f}% (a), "
+        f"{100 * eff['best']:.0f}% (b), {100 * eff['cpu']:.0f}% (c) (target >= 75%)"
     )
+    if not combined and args.settings[0] == "default":
+        print(f"- no combined setting: fewer than two levers beat the default by more than {WIN - 1:.0%}")
     print(f"- forward count vs analytic: {flops['forward_dense'] / flops['forward_analytic']:.4f}")
     print(f"- data: {results[0][1]['source']}")
     print(
-        f"- settings: {args.warmup} warm-up batches then {args.steps} batches' worth of {REFERENCE_BATCH} "
-        f"images per setting, each in a fresh process (TF_ENABLE_ONEDNN_OPTS as listed); "
+        f"- each setting in a fresh process: {args.warmup} warm-up batches, then {args.steps} batches' "
+        f"worth of {REFERENCE_BATCH} images, timed; best of {args.rounds} interleaved round(s); "
         f"{time.perf_counter() - start:.0f} s in all"
     )
     for line in machine_lines():
