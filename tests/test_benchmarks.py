@@ -45,7 +45,7 @@ def test_throughput_prints_every_input_path():
     output = run_script("scripts.bench_throughput", "--steps", "2", "--warmup", "1", "--rounds", "1").stdout
     for path in ("ours + augmentation", "ours, no augmentation", "ImageDataGenerator"):
         row = table_row(output, path)
-        assert number(row[1]) > 0 and number(row[4]) > 0
+        assert number(row[1]) > 0 and number(row[4]) > 0 and number(row[5]) > 0
     assert "vs ImageDataGenerator:" in output and "cost of augmentation" in output
     assert "backend tensorflow" in output
 
