@@ -88,8 +88,8 @@ def input_rate(batches, batch_size: int, warmup: int, steps: int, transform=None
         if transform is not None:
             images = transform(images)
         np.asarray(images[:1])  # make sure the batch exists (eager tensors may still be pending)
-    images = steps * batch_size
-    return images / (time.perf_counter() - start), images / (time.process_time() - start_cpu)
+    count = steps * batch_size
+    return count / (time.perf_counter() - start), count / (time.process_time() - start_cpu)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -180,10 +180,8 @@ def main(argv: list[str] | None = None) -> None:
     print()
     ours_alone, idg_alone = input_only["ours + augmentation"][1], input_only["ImageDataGenerator"][1]
     per_cpu = {name: run["cpu_images_per_s"] for name, run in best.items()}
-    speedup, speedup_cpu = (
-        ours_rate / idg_rate,
-        per_cpu["ours + augmentation"] / per_cpu["ImageDataGenerator"],
-    )
+    speedup = ours_rate / idg_rate
+    speedup_cpu = per_cpu["ours + augmentation"] / per_cpu["ImageDataGenerator"]
     print(
         f"- training, ours + augmentation vs ImageDataGenerator: {speedup:.2f}x per second, "
         f"{speedup_cpu:.2f}x per CPU-second (target >= 5x)"
