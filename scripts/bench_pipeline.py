@@ -16,9 +16,13 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file (python scripts/bench_pipeline.py): import from the root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scripts.bench_common import REAL_DATA, machine_lines, markdown_table
 from tests.conftest import TINY_PARAMS, init_project_repo, ran_stages, run

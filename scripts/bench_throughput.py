@@ -4,7 +4,8 @@ Three ways to feed the same architecture, each trained by `model.fit` with the p
 loss and balanced class weights, timed over a fixed number of batches after a warm-up (tracing and
 compilation fall in the warm-up):
   ours + augmentation  the train stage's `make_inputs` (tf.data over uint8 arrays), augmentation as
-                       layers inside the model (the `augment` group of params.yaml)
+                       layers inside the model (the `augment` group of params.yaml, with crop-zoom
+                       switched on where the project has it, as the counterpart of the reports' zoom)
   ours, no aug         the same without augmentation layers
   ImageDataGenerator   the reports' path: float arrays through `ImageDataGenerator.flow` with random
                        rotations, flips and zoom, into the same model without augmentation layers
@@ -20,8 +21,14 @@ Run: python -m scripts.bench_throughput [--model skip] [--size 28] [--steps 40] 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import sys
 import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file (python scripts/bench_throughput.py): import from the root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -107,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     params = read_params(PROJECT / "params.yaml")
     train_params = to_dataclass(params["train"], TrainParams, "train")
     augment = to_dataclass(params["augment"], AugmentParams, "augment")
+    if "crop_zoom" in {field.name for field in dataclasses.fields(AugmentParams)}:
+        augment = dataclasses.replace(augment, crop_zoom=True)  # the counterpart of the reports' zoom
     hparams = (params.get("models") or {}).get(args.model) or {}
     batch = args.batch_size or train_params.batch_size
     keras.utils.set_random_seed(args.seed)
