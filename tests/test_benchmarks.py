@@ -60,7 +60,7 @@ def test_efficiency_counts_flops_and_prints_the_setting():
     assert 2.5 * counted < training < 3 * counted  # backward ~2x forward, less the first layer's dgrad
     row = table_row(output, "default")
     assert row[1] == "64" and number(row[2]) > 0 and row[5].endswith("%")
-    assert "- fastest: default (batch 64)" in output
+    assert "- best per CPU-second: default (batch 64)" in output
 
 
 def test_pipeline_times_repro_and_status_on_a_reproduced_repo(project_repo):
