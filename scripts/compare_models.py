@@ -6,7 +6,7 @@ Run from the project root:
     python -m scripts.compare_models                         # every registered model, then render
     python -m scripts.compare_models --models baseline skip --jobs 2 -S train.epochs=5
     python -m scripts.compare_models --render-only           # only render the experiments that exist
-Writes reports/model_comparison.md and reports/model_comparison.png (change with --out).
+Writes plots/comparison/model_comparison.md and .png (change with --out).
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ def main() -> None:
     parser.add_argument("-S", "--set-param", action="append", default=[], help="extra override for every run")
     parser.add_argument("--jobs", type=int, default=1, help="experiments run at once (each takes cores)")
     parser.add_argument("--render-only", action="store_true", help="queue and run nothing, only render")
-    parser.add_argument("--out", type=Path, default=Path("reports"), help="folder for the .md and .png")
+    parser.add_argument("--out", type=Path, default=Path("plots/comparison"), help="output folder")
     parser.add_argument("--poll", type=float, default=10.0, help="seconds between queue checks")
     args = parser.parse_args()
     if not Path("dvc.yaml").exists():
