@@ -35,9 +35,8 @@ def config_overrides(path: Path) -> list[str]:
 
 def experiment_rows(names: set[str]) -> dict[str, dict]:
     """Metrics of the named experiments, from `dvc exp show --json`."""
-    shown = json.loads(
-        subprocess.run(["dvc", "exp", "show", "--json"], check=True, capture_output=True, text=True).stdout
-    )
+    command = ["dvc", "exp", "show", "--all-commits", "--json"]
+    shown = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
     rows = {}
     for baseline in shown:
         for exp in baseline.get("experiments") or []:
