@@ -27,6 +27,9 @@ def atomic_path(path: Path) -> Iterator[Path]:
     # The temporary name keeps the suffix: writers such as Keras check it (".keras").
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_name, 0o666 & ~umask)  # mkstemp makes files private; outputs get the usual mode
     tmp = Path(tmp_name)
     try:
         yield tmp

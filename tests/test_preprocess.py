@@ -99,3 +99,16 @@ def test_summary_counts_and_channel_statistics(arrays):
     assert summary["counts"]["train"] == {name: 2 for name in NAMES}
     expected_mean = arrays["train_images"].reshape(-1, 3).mean(axis=0) / 255
     np.testing.assert_allclose(summary["channel_mean"], expected_mean, atol=1e-6)
+
+
+def test_outputs_get_the_usual_file_mode(tmp_path):
+    """Atomic writes go through mkstemp (mode 600); the renamed output must follow the umask."""
+    import os
+
+    from stages.files import write_json
+
+    write_json(tmp_path / "x.json", {"a": 1})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert list(tmp_path.iterdir()) == [tmp_path / "x.json"]
