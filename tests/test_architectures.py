@@ -210,7 +210,11 @@ def test_imagenet_weights_offline_fail_fast_naming_the_alternatives(monkeypatch,
 
 
 def test_reachability_check_does_not_wait_for_a_stalled_connection(monkeypatch):
-    monkeypatch.setattr(socket, "create_connection", lambda *args, **kwargs: time.sleep(30))
+    def stalled(*args, **kwargs):
+        time.sleep(30)
+        raise OSError("timed out")  # what a real stalled connection ends with
+
+    monkeypatch.setattr(socket, "create_connection", stalled)
     start = time.perf_counter()
     assert transfer_family._reachable("example.org", timeout=0.2) is False
     assert time.perf_counter() - start < 5
