@@ -19,6 +19,11 @@ from pathlib import Path
 
 import yaml
 
+if __package__ in (None, ""):  # run as a file (python scripts/bench_accuracy.py): import from the root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scripts.compare_models import dvc, experiment_rows  # noqa: E402
+
 METRICS = "metrics/evaluate/metrics.json"
 TRAIN_METRICS = "metrics/train/metrics.json"
 
@@ -33,19 +38,14 @@ def config_overrides(path: Path) -> list[str]:
     return [f"{key}={json.dumps(value)}" for key, value in overrides.items()]
 
 
-def experiment_rows(names: set[str]) -> dict[str, dict]:
-    """Metrics of the named experiments, from `dvc exp show --json`."""
-    command = ["dvc", "exp", "show", "--all-commits", "--json"]
-    shown = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
-    rows = {}
-    for baseline in shown:
-        for exp in baseline.get("experiments") or []:
-            if exp.get("name") in names:
-                data = exp["revs"][0]["data"]
-                rows[exp["name"]] = {
-                    path: entry["data"] for path, entry in (data.get("metrics") or {}).items()
-                }
-    return rows
+def named_metrics(names: set[str]) -> dict[str, dict]:
+    """Metrics files of the named experiments on any baseline commit, from `dvc exp show`."""
+    shown = json.loads(dvc("exp", "show", "--all-commits", "--json"))
+    return {
+        name: {path: entry["data"] for path, entry in (data.get("metrics") or {}).items()}
+        for name, data in experiment_rows(shown)
+        if name in names
+    }
 
 
 def summarize(values: list[float], digits: int = 4) -> str:
@@ -77,7 +77,7 @@ def main() -> None:
             print("+", " ".join(command), flush=True)
             subprocess.run(command, check=True)
 
-    rows = experiment_rows(set(names))
+    rows = named_metrics(set(names))
     missing = sorted(set(names) - set(rows))
     if missing:
         sys.exit(f"experiments not found: {missing} (run without --report-only)")
