@@ -6,6 +6,7 @@ A configuration is a YAML file of dotted param overrides (configs/*.yaml). Each 
 
     python scripts/bench_accuracy.py configs/report_skip.yaml --seeds 3 -S train.size=28
     python scripts/bench_accuracy.py configs/report_skip.yaml --seeds 3 --report-only
+    python scripts/bench_accuracy.py configs/ours.yaml --tag 64px -S train.size=64 -S 'data.sizes=[64]'
 """
 
 from __future__ import annotations
@@ -60,13 +61,14 @@ def main() -> None:
     parser.add_argument("config", type=Path)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=42)
+    parser.add_argument("--tag", default="", help="added to experiment names, e.g. 64px: ours-64px-seed42")
     parser.add_argument("-S", "--set-param", action="append", default=[], help="extra override for every run")
     parser.add_argument("--report-only", action="store_true", help="only summarize existing experiments")
     args = parser.parse_args()
 
     overrides = [*config_overrides(args.config), *args.set_param]
     names = {
-        f"{args.config.stem}-seed{seed}": seed
+        f"{args.config.stem}{'-' + args.tag if args.tag else ''}-seed{seed}": seed
         for seed in range(args.first_seed, args.first_seed + args.seeds)
     }
     if not args.report_only:
