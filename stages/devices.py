@@ -31,21 +31,26 @@ def accelerators() -> list[str]:
     return []
 
 
-def resolve(switch: str, name: str) -> bool:
-    """`on`/`off` as given; `auto` is on only when there is an accelerator."""
+def resolve(switch: str | bool, name: str) -> bool:
+    """`on`/`off` as given; `auto` is on only when there is an accelerator.
+
+    YAML reads a bare on/off (in params.yaml or `-S train.jit_compile=on`) as true/false: both count.
+    """
+    if isinstance(switch, bool):
+        return switch
     if switch not in SWITCHES:
         raise ValueError(f"train.{name} must be one of {', '.join(SWITCHES)}, got {switch!r}")
     return bool(accelerators()) if switch == "auto" else switch == "on"
 
 
-def precision_policy(mixed_precision: str) -> str:
+def precision_policy(mixed_precision: str | bool) -> str:
     """Keras dtype policy for the switch: float32, or mixed float16 (GPU) / bfloat16 (CPU)."""
     if not resolve(mixed_precision, "mixed_precision"):
         return "float32"
     return "mixed_float16" if accelerators() else "mixed_bfloat16"
 
 
-def set_precision(mixed_precision: str) -> str:
+def set_precision(mixed_precision: str | bool) -> str:
     """Set Keras's global dtype policy before models are built; returns the policy's name."""
     policy = precision_policy(mixed_precision)
     keras.config.set_dtype_policy(policy)

@@ -140,8 +140,8 @@ class TrainParams:
     warmup_epochs: int = 0
     label_smoothing: float = 0.0
     deterministic: bool = False
-    mixed_precision: str = "auto"  # auto: on with a GPU, off on CPU
-    jit_compile: str = "auto"  # XLA; auto: on with a GPU, off on CPU
+    mixed_precision: str | bool = "auto"  # auto: on with a GPU, off on CPU; YAML reads on/off as bools
+    jit_compile: str | bool = "auto"  # XLA; auto: on with a GPU, off on CPU
     distribute: str = "none"  # data_parallel: one replica per GPU (or logical CPU device)
 
 
