@@ -109,3 +109,43 @@ def test_bad_hardware_switches_are_refused():
         check_recipe(replace(BASE, distribute="horovod"))
     with pytest.raises(ValueError, match="train.jit_compile must be one of auto, on, off, got 'yes'"):
         check_recipe(replace(BASE, jit_compile="yes"))
+
+
+@pytest.mark.parametrize(
+    ("switch", "policy"),
+    [
+        ("auto", "float32"),
+        ("off", "float32"),
+        (False, "float32"),
+        ("on", "mixed_bfloat16"),
+        (True, "mixed_bfloat16"),
+    ],
+)
+def test_mixed_precision_on_a_cpu_is_bfloat16_and_yaml_booleans_count(switch, policy):
+    """YAML reads `-S train.mixed_precision=on` as true; on a CPU float16 has no fast kernels."""
+    from stages.devices import accelerators, precision_policy
+
+    if accelerators():
+        pytest.skip("this machine has an accelerator: `on` means float16 here")
+    assert precision_policy(switch) == policy
+
+
+def test_a_residual_cnn_trains_under_mixed_bfloat16_with_float32_probabilities():
+    import keras
+    import numpy as np
+
+    from stages.architectures import create_model
+
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = create_model("skip", (28, 28, 3), 8, None, {"width": 8})
+        model.compile(optimizer="adamw", loss="sparse_categorical_crossentropy")
+        images = np.random.default_rng(0).integers(0, 256, (32, 28, 28, 3), dtype=np.uint8)
+        history = model.fit(images, np.arange(32) % 8, epochs=2, batch_size=16, verbose=0)
+        probabilities = model.predict(images[:4], verbose=0)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert model.get_layer("block1_1_conv").compute_dtype == "bfloat16"
+    assert probabilities.dtype == np.float32
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-3)
+    assert np.isfinite(history.history["loss"]).all()
