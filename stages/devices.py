@@ -1,6 +1,7 @@
 """Hardware settings for training: mixed precision, XLA and data parallelism, from params.
 
-`auto` turns mixed precision and XLA on where they pay (a GPU) and off on CPUs. Mixed precision
+`auto` turns mixed precision and XLA on where they pay (a GPU) and off on CPUs (XLA stays on under
+JAX, which has no other compiled mode). Mixed precision
 computes in float16 on a GPU and in bfloat16 on a CPU (float16 has no fast CPU kernels; bfloat16 has
 them on AVX512-BF16/AMX CPUs, 1.4x here at 64 px); variables stay float32 either way. Data parallelism
 uses the backend's own engine: `tf.distribute.MirroredStrategy` under TensorFlow, Keras's
@@ -41,6 +42,17 @@ def resolve(switch: str | bool, name: str) -> bool:
     if switch not in SWITCHES:
         raise ValueError(f"train.{name} must be one of {', '.join(SWITCHES)}, got {switch!r}")
     return bool(accelerators()) if switch == "auto" else switch == "on"
+
+
+def use_xla(jit_compile: str | bool) -> bool:
+    """Whether to XLA-compile the train step: `auto` is on with an accelerator, and always under JAX.
+
+    JAX compiles with XLA or not at all: its uncompiled mode runs op by op (4x slower here), and
+    under a data-parallel distribution on CPU devices it deadlocked in a collective.
+    """
+    if jit_compile == "auto" and keras.backend.backend() == "jax":
+        return True
+    return resolve(jit_compile, "jit_compile")
 
 
 def precision_policy(mixed_precision: str | bool) -> str:

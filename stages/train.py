@@ -26,7 +26,7 @@ from stages.architectures import create_model
 from stages.class_weights import read_class_weights
 from stages.cost import peak_memory_mb
 from stages.dataset import Split, load_split, load_summary, preprocessed_dir
-from stages.devices import distribution, resolve, set_precision
+from stages.devices import distribution, set_precision, use_xla
 from stages.files import atomic_path, write_json
 from stages.params import AugmentParams, ParamsError, TrainParams, load_params, load_value, read_params
 from stages.recipe import check_recipe, make_loss, make_optimizer, schedule_callbacks
@@ -65,7 +65,9 @@ class LiveLogger(keras.callbacks.Callback):
         self.live.next_step()
 
 
-def make_inputs(split: Split, batch_size: int, shuffle: bool, seed: int, one_hot: int = 0) -> Any:
+def make_inputs(
+    split: Split, batch_size: int, shuffle: bool, seed: int, one_hot: int = 0, replicas: int = 1
+) -> Any:
     """Batches of (uint8 image, label) from in-memory arrays.
 
     Under TensorFlow a tf.data pipeline (shuffled each epoch, prefetched); under other backends
@@ -76,13 +78,31 @@ def make_inputs(split: Split, batch_size: int, shuffle: bool, seed: int, one_hot
     if one_hot:
         labels = np.eye(one_hot, dtype="float32")[labels]
     if keras.backend.backend() != "tensorflow":
-        return images, labels
+        return evenly_split(images, labels, batch_size, replicas)
     import tensorflow as tf
 
     dataset = tf.data.Dataset.from_tensor_slices((images, labels))
     if shuffle:
         dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def evenly_split(
+    images: np.ndarray, labels: np.ndarray, batch_size: int, replicas: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Leave out the few last images that would make a last batch the replicas cannot share evenly.
+
+    JAX shards every batch over the devices and refuses a batch whose size they do not divide
+    (11,959 training images in batches of 64 end with one of 55); TensorFlow's MirroredStrategy
+    splits any batch, so under TensorFlow nothing is left out. At most `replicas - 1` images go.
+    """
+    if batch_size % replicas:
+        raise ValueError(f"train.batch_size ({batch_size}) must be a multiple of the {replicas} replicas")
+    extra = len(labels) % batch_size % replicas
+    if extra:
+        print(f"{replicas} replicas: leaving out the last {extra} of {len(labels)} images (uneven batch)")
+        images, labels = images[:-extra], labels[:-extra]
+    return images, labels
 
 
 def fit(
@@ -93,6 +113,7 @@ def fit(
     class_weight: dict[int, float] | None,
     seed: int,
     callbacks: list[keras.callbacks.Callback],
+    replicas: int = 1,
 ) -> keras.callbacks.History:
     """Compile with the recipe's optimizer and loss, then fit with early stopping and LR decay."""
     steps_per_epoch = -(-len(train.labels) // params.batch_size)
@@ -101,11 +122,12 @@ def fit(
         optimizer=make_optimizer(params, steps_per_epoch),
         loss=make_loss(params),
         metrics=["accuracy"],
-        jit_compile=resolve(params.jit_compile, "jit_compile"),
+        jit_compile=use_xla(params.jit_compile),
     )
     one_hot = n_classes if params.label_smoothing else 0
-    train_inputs = make_inputs(train, params.batch_size, shuffle=True, seed=seed, one_hot=one_hot)
-    val_inputs = make_inputs(val, params.batch_size, shuffle=False, seed=seed, one_hot=one_hot)
+    batches = dict(batch_size=params.batch_size, seed=seed, one_hot=one_hot, replicas=replicas)
+    train_inputs = make_inputs(train, shuffle=True, **batches)
+    val_inputs = make_inputs(val, shuffle=False, **batches)
     array_inputs = isinstance(train_inputs, tuple)
     x, y = train_inputs if array_inputs else (train_inputs, None)
     return model.fit(
@@ -137,7 +159,13 @@ def set_determinism(seed: int, deterministic: bool) -> None:
 
 
 def train_with_live(
-    model: keras.Model, train: Split, val: Split, params: TrainParams, seed: int, backup: Path
+    model: keras.Model,
+    train: Split,
+    val: Split,
+    params: TrainParams,
+    seed: int,
+    backup: Path,
+    replicas: int = 1,
 ) -> dict[str, Any]:
     """Fit with epoch checkpoints in `backup` and curves in dvclive; return the run's summary."""
     resuming = backup.exists()
@@ -148,7 +176,8 @@ def train_with_live(
     with Live(str(LIVE_DIR), dvcyaml=False, save_dvc_exp=False, resume=resuming) as live:
         start = time.perf_counter()
         resume = keras.callbacks.BackupAndRestore(str(backup))
-        history = fit(model, train, val, params, read_class_weights(), seed, [resume, LiveLogger(live)])
+        callbacks = [resume, LiveLogger(live)]
+        history = fit(model, train, val, params, read_class_weights(), seed, callbacks, replicas)
         val_losses = history.history["val_loss"]
         best = int(np.argmin(val_losses))
         summary = {
@@ -189,7 +218,7 @@ def main() -> None:
                 f"at {params.size} px, backend {keras.backend.backend()}, {policy}, {replicas} replica(s)"
             )
             backup = backup_dir({**config, "seed": seed, "data": summary})
-            result = train_with_live(model, train, val, params, seed, backup)
+            result = train_with_live(model, train, val, params, seed, backup, replicas)
     except (ValueError, ParamsError) as error:
         sys.exit(f"train failed: {error}")
 

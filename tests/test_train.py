@@ -9,6 +9,7 @@ import subprocess
 import time
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from stages.params import TrainParams
@@ -149,3 +150,32 @@ def test_a_residual_cnn_trains_under_mixed_bfloat16_with_float32_probabilities()
     assert probabilities.dtype == np.float32
     assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-3)
     assert np.isfinite(history.history["loss"]).all()
+
+
+def test_uneven_last_batches_lose_at_most_replicas_minus_one_images():
+    from stages.train import evenly_split
+
+    images, labels = np.zeros((11959, 2, 2, 3), "uint8"), np.arange(11959)
+    kept_images, kept_labels = evenly_split(images, labels, batch_size=64, replicas=2)
+    assert len(kept_labels) == 11958 and (len(kept_labels) % 64) % 2 == 0
+    assert (kept_labels == labels[:-1]).all() and len(kept_images) == 11958
+    assert len(evenly_split(images, labels, batch_size=64, replicas=1)[1]) == 11959
+    with pytest.raises(ValueError, match=r"train.batch_size \(64\) must be a multiple of the 3 replicas"):
+        evenly_split(images, labels, batch_size=64, replicas=3)
+
+
+@pytest.mark.slow
+def test_the_pipeline_trains_and_evaluates_under_jax_data_parallel_on_two_cpu_devices(project_repo):
+    """The GPU machine's path (Keras on JAX, no TensorFlow needed by the stages), on two CPU devices."""
+    pytest.importorskip("jax", reason="JAX is not installed: the JAX backend path is not tested")
+    set_params(project_repo, {"train.distribute": "data_parallel", "train.batch_size": 26})
+    env = {**dvc_env(), "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    result = subprocess.run(
+        ["dvc", "repro"], cwd=project_repo, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    assert ran_stages(result.stdout) == ["train", "evaluate"]
+    assert "backend jax, float32, 2 replica(s)" in result.stdout
+    card = json.loads((project_repo / "models/model.json").read_text())
+    assert card["backend"] == "jax" and card["epochs_run"] == 1
+    assert "accuracy" in json.loads((project_repo / "metrics/evaluate/metrics.json").read_text())
