@@ -252,9 +252,8 @@ def worker(setting: dict, args: argparse.Namespace) -> dict:
 
     from stages.architectures import create_model
     from stages.class_weights import compute_class_weights
-    from stages.dataset import Split
+    from stages.dataset import Split, make_inputs
     from stages.recipe import make_loss, make_optimizer
-    from stages.train import make_inputs
 
     keras.utils.set_random_seed(0)
     if setting["bf16"]:

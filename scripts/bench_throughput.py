@@ -108,9 +108,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from stages.augment import augmentation_layers
     from stages.class_weights import compute_class_weights
-    from stages.dataset import Split
+    from stages.dataset import Split, make_inputs
     from stages.params import AugmentParams, TrainParams, read_params, to_dataclass
-    from stages.train import make_inputs
 
     params = read_params(PROJECT / "params.yaml")
     train_params = to_dataclass(params["train"], TrainParams, "train")

@@ -1,7 +1,8 @@
-"""Shared facts about the data: MedMNIST metadata, file names and the preprocessed layout.
+"""Shared facts about the data: MedMNIST metadata, file names, the preprocessed layout, batches.
 
 Every stage agrees on where files live through the helpers here, so that dvc.yaml and the code
-never disagree about a path.
+never disagree about a path. `make_inputs` feeds `model.fit` for the train stage and the
+benchmarks alike (Keras is imported only there, so the data stages never load it).
 """
 
 from __future__ import annotations
@@ -117,3 +118,45 @@ def load_split(folder: Path, split: str, mmap: bool = True) -> Split:
 def load_summary(folder: Path) -> dict[str, Any]:
     """The preprocess summary (class names, counts, duplicates) of one size."""
     return json.loads((folder / "summary.json").read_text())
+
+
+def make_inputs(
+    split: Split, batch_size: int, shuffle: bool, seed: int, one_hot: int = 0, replicas: int = 1
+) -> Any:
+    """Batches of (uint8 image, label) from in-memory arrays.
+
+    Under TensorFlow a tf.data pipeline (shuffled each epoch, prefetched); under other backends
+    Keras's own array adapter, so the stage runs where TensorFlow is not installed. With
+    `one_hot` set to the number of classes, labels are one-hot (label smoothing needs them).
+    """
+    import keras
+
+    images, labels = np.asarray(split.images), split.labels.astype("int32")
+    if one_hot:
+        labels = np.eye(one_hot, dtype="float32")[labels]
+    if keras.backend.backend() != "tensorflow":
+        return evenly_split(images, labels, batch_size, replicas)
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+    if shuffle:
+        dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def evenly_split(
+    images: np.ndarray, labels: np.ndarray, batch_size: int, replicas: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Leave out the few last images that would make a last batch the replicas cannot share evenly.
+
+    JAX shards every batch over the devices and refuses a batch whose size they do not divide
+    (11,959 training images in batches of 64 end with one of 55); TensorFlow's MirroredStrategy
+    splits any batch, so under TensorFlow nothing is left out. At most `replicas - 1` images go.
+    """
+    if batch_size % replicas:
+        raise ValueError(f"train.batch_size ({batch_size}) must be a multiple of the {replicas} replicas")
+    extra = len(labels) % batch_size % replicas
+    if extra:
+        print(f"{replicas} replicas: leaving out the last {extra} of {len(labels)} images (uneven batch)")
+        images, labels = images[:-extra], labels[:-extra]
+    return images, labels

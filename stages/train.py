@@ -25,7 +25,7 @@ from dvclive import Live
 from stages.architectures import create_model
 from stages.class_weights import read_class_weights
 from stages.cost import peak_memory_mb
-from stages.dataset import Split, load_split, load_summary, preprocessed_dir
+from stages.dataset import Split, load_split, load_summary, make_inputs, preprocessed_dir
 from stages.devices import distribution, set_precision, use_xla
 from stages.files import atomic_path, write_json
 from stages.params import AugmentParams, ParamsError, TrainParams, load_params, load_value, read_params
@@ -63,46 +63,6 @@ class LiveLogger(keras.callbacks.Callback):
                 "learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
             )
         self.live.next_step()
-
-
-def make_inputs(
-    split: Split, batch_size: int, shuffle: bool, seed: int, one_hot: int = 0, replicas: int = 1
-) -> Any:
-    """Batches of (uint8 image, label) from in-memory arrays.
-
-    Under TensorFlow a tf.data pipeline (shuffled each epoch, prefetched); under other backends
-    Keras's own array adapter, so the stage runs where TensorFlow is not installed. With
-    `one_hot` set to the number of classes, labels are one-hot (label smoothing needs them).
-    """
-    images, labels = np.asarray(split.images), split.labels.astype("int32")
-    if one_hot:
-        labels = np.eye(one_hot, dtype="float32")[labels]
-    if keras.backend.backend() != "tensorflow":
-        return evenly_split(images, labels, batch_size, replicas)
-    import tensorflow as tf
-
-    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
-    if shuffle:
-        dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
-def evenly_split(
-    images: np.ndarray, labels: np.ndarray, batch_size: int, replicas: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Leave out the few last images that would make a last batch the replicas cannot share evenly.
-
-    JAX shards every batch over the devices and refuses a batch whose size they do not divide
-    (11,959 training images in batches of 64 end with one of 55); TensorFlow's MirroredStrategy
-    splits any batch, so under TensorFlow nothing is left out. At most `replicas - 1` images go.
-    """
-    if batch_size % replicas:
-        raise ValueError(f"train.batch_size ({batch_size}) must be a multiple of the {replicas} replicas")
-    extra = len(labels) % batch_size % replicas
-    if extra:
-        print(f"{replicas} replicas: leaving out the last {extra} of {len(labels)} images (uneven batch)")
-        images, labels = images[:-extra], labels[:-extra]
-    return images, labels
 
 
 def fit(

@@ -18,11 +18,10 @@ from tests.conftest import PROJECT, dvc_env, set_params
 pytestmark = pytest.mark.slow
 
 
-def run_script(module: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def run_script(module: str, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
     """`python -m <module> <args>` from the project root, as the README says to run it."""
-    result = subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=PROJECT, env=dvc_env(), capture_output=True, text=True
-    )
+    command = [sys.executable, "-m", module, *args]
+    result = subprocess.run(command, cwd=PROJECT, env={**dvc_env(), **env}, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"{module} exited {result.returncode}\n{result.stdout}\n{result.stderr[-3000:]}")
     return result
@@ -81,3 +80,21 @@ def test_bad_arguments_fail_with_one_line():
     assert result.returncode == 2 and "unknown setting(s) ['nope']" in result.stderr
     result = run_script("scripts.bench_pipeline", "--repo", str(PROJECT / "stages"), check=False)
     assert result.returncode == 2 and "no dvc.yaml there" in result.stderr
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_epoch_timing_runs_the_train_stage_recipe_on_either_backend(backend):
+    if backend == "jax":
+        pytest.importorskip("jax", reason="JAX is not installed: the JAX epoch timing is not tested")
+    args = ["--size", "28", "--epochs", "2", "--images", "200", "--config", "configs/ours.yaml"]
+    output = run_script("scripts.bench_epoch", *args, KERAS_BACKEND=backend).stdout
+    assert number(table_row(output, "2")[1]) > 0
+    assert number(table_row(output, "1 (tracing + compilation)")[2]) > 0
+    assert f"backend {backend}" in output and "skip at 28 px, ours recipe" in output
+    assert "XLA on" in output if backend == "jax" else "XLA off" in output
+    assert "200 images per epoch" in output
+
+
+def test_epoch_timing_refuses_a_missing_configuration():
+    result = run_script("scripts.bench_epoch", "--config", "configs/nope.yaml", check=False)
+    assert result.returncode == 2 and "no such configuration: configs/nope.yaml" in result.stderr

@@ -153,7 +153,7 @@ def test_a_residual_cnn_trains_under_mixed_bfloat16_with_float32_probabilities()
 
 
 def test_uneven_last_batches_lose_at_most_replicas_minus_one_images():
-    from stages.train import evenly_split
+    from stages.dataset import evenly_split
 
     images, labels = np.zeros((11959, 2, 2, 3), "uint8"), np.arange(11959)
     kept_images, kept_labels = evenly_split(images, labels, batch_size=64, replicas=2)
