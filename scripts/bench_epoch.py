@@ -41,6 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for switch in ("mixed_precision", "jit_compile"):
         parser.add_argument(f"--{switch.replace('_', '-')}", choices=("auto", "on", "off"))
     parser.add_argument("--distribute", choices=("none", "data_parallel"))
+    parser.add_argument("--deterministic", choices=("on", "off"), help="TensorFlow's op determinism")
     args = parser.parse_args(argv)
     if args.epochs < 2 or args.images < 1 or args.size < 8:
         parser.error("--epochs must be at least 2, --images at least 1, --size at least 8")
@@ -69,6 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     params = recipe_params(args.config)
     overrides = {k: getattr(args, k) for k in ("mixed_precision", "jit_compile", "distribute")}
+    if args.deterministic:
+        overrides["deterministic"] = args.deterministic == "on"
     params["train"].update({k: v for k, v in overrides.items() if v is not None})
     model_name = params["model"]
     check_model(model_name)
@@ -78,14 +81,14 @@ def main(argv: list[str] | None = None) -> None:
 
     from stages.architectures import create_model
     from stages.dataset import Split, make_inputs
-    from stages.devices import accelerators, distribution, set_precision, use_xla
+    from stages.devices import accelerators, distribution, set_determinism, set_precision, use_xla
     from stages.params import AugmentParams, TrainParams, to_dataclass
     from stages.recipe import check_recipe, make_loss, make_optimizer
 
     train = to_dataclass({**params["train"], "size": args.size}, TrainParams, "train")
     augment = to_dataclass(params["augment"], AugmentParams, "augment")
     check_recipe(train)
-    keras.utils.set_random_seed(int(params["seed"]))
+    set_determinism(int(params["seed"]), train.deterministic)
     images, labels, source = training_images(args.size, args.images)
     images, labels = images[: args.images], labels[: args.images]
     counts = np.bincount(labels, minlength=N_CLASSES)
@@ -139,7 +142,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"- {REPORT_EPOCHS} epochs (first + {REPORT_EPOCHS - 1} steady): {projected:.0f} s; {report}")
     print(
         f"- devices: {devices}; {replicas} replica(s); dtype policy {policy}; XLA {'on' if xla else 'off'}; "
-        f"batch {train.batch_size}; {len(labels)} images per epoch, no validation"
+        f"op determinism {'on' if train.deterministic else 'off'}; batch {train.batch_size}; "
+        f"{len(labels)} images per epoch, no validation"
     )
     print(f"- data: {source}")
     for line in machine_lines():

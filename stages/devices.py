@@ -1,4 +1,4 @@
-"""Hardware settings for training: mixed precision, XLA and data parallelism, from params.
+"""Hardware settings for training: mixed precision, XLA, data parallelism and op determinism, from params.
 
 `auto` turns mixed precision and XLA on where they pay (a GPU) and off on CPUs (XLA stays on under
 JAX, which has no other compiled mode). Mixed precision
@@ -99,3 +99,12 @@ def distribution(mode: str) -> Iterator[int]:
             yield len(devices)
         finally:
             keras.distribution.set_distribution(None)
+
+
+def set_determinism(seed: int, deterministic: bool) -> None:
+    """Seed every generator; with `deterministic`, also make TensorFlow's ops reproducible."""
+    keras.utils.set_random_seed(seed)
+    if deterministic and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()

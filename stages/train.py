@@ -26,7 +26,7 @@ from stages.architectures import create_model
 from stages.class_weights import read_class_weights
 from stages.cost import peak_memory_mb
 from stages.dataset import Split, load_split, load_summary, make_inputs, preprocessed_dir
-from stages.devices import distribution, set_precision, use_xla
+from stages.devices import distribution, set_determinism, set_precision, use_xla
 from stages.files import atomic_path, write_json
 from stages.params import AugmentParams, ParamsError, TrainParams, load_params, load_value, read_params
 from stages.recipe import check_recipe, make_loss, make_optimizer, schedule_callbacks
@@ -107,15 +107,6 @@ def backup_dir(config: dict[str, Any]) -> Path:
     """Per-configuration folder for epoch checkpoints, so a killed run resumes only its own training."""
     digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
     return BACKUP_ROOT / digest
-
-
-def set_determinism(seed: int, deterministic: bool) -> None:
-    """Seed every generator; with `deterministic`, also make TensorFlow's ops reproducible."""
-    keras.utils.set_random_seed(seed)
-    if deterministic and keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
 
 
 def train_with_live(
