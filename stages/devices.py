@@ -1,11 +1,11 @@
 """Hardware settings for training: mixed precision, XLA, data parallelism and op determinism, from params.
 
-`auto` turns mixed precision and XLA on where they pay (a GPU) and off on CPUs (XLA stays on under
-JAX, which has no other compiled mode). Mixed precision
-computes in float16 on a GPU and in bfloat16 on a CPU (float16 has no fast CPU kernels; bfloat16 has
-them on AVX512-BF16/AMX CPUs, 1.4x here at 64 px); variables stay float32 either way. Data parallelism
-uses the backend's own engine: `tf.distribute.MirroredStrategy` under TensorFlow, Keras's
-`DataParallel` distribution under JAX. Nothing here is home-made scheduling.
+`auto` turns mixed precision and XLA on where they pay (a GPU) and off on CPUs; XLA stays on under
+JAX, which has no other compiled mode. Mixed precision computes in float16 on a GPU and in bfloat16
+on a CPU (float16 has no fast CPU kernels; bfloat16 has them on AVX512-BF16/AMX CPUs: 1.5x at 64 px
+here); variables stay float32 either way. Data parallelism uses the backend's own engine:
+`tf.distribute.MirroredStrategy` under TensorFlow, Keras's `DataParallel` distribution under JAX.
+Nothing here is home-made scheduling.
 """
 
 from __future__ import annotations
