@@ -141,7 +141,7 @@ class TrainParams:
     label_smoothing: float = 0.0
     deterministic: bool = False
     mixed_precision: str | bool = "auto"  # auto: on with a GPU, off on CPU; YAML reads on/off as bools
-    jit_compile: str | bool = "auto"  # XLA; auto: on with a GPU, off on CPU
+    jit_compile: str | bool = "auto"  # XLA; auto: on with a GPU or under JAX, else off
     distribute: str = "none"  # data_parallel: one replica per GPU (or logical CPU device)
 
 
