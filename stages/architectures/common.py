@@ -30,9 +30,12 @@ def conv_bn(
     batch_norm: bool = True,
     activation: str | None = "relu",
     padding: str = "same",
+    strides: int = 1,
 ):
     """Convolution (3x3 'same' unless told) with ReLU, then batch normalisation (the reports' order)."""
-    x = layers.Conv2D(filters, kernel_size, padding=padding, activation=activation, name=f"{name}_conv")(x)
+    x = layers.Conv2D(
+        filters, kernel_size, strides, padding=padding, activation=activation, name=f"{name}_conv"
+    )(x)
     return layers.BatchNormalization(name=f"{name}_bn")(x) if batch_norm else x
 
 
