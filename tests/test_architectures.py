@@ -244,3 +244,13 @@ def test_model_table_counts_and_refusals():
     assert inception_row.startswith("| `inception` | inception | 37,164 | 37,164 | residual-CNN report")
     assert "| n/a: resnet50 needs inputs of at least 32x32 px, got 28x28" in resnet_row
     assert "| 25,761,352 |" in resnet_row
+
+
+def test_a_strided_stem_quarters_the_skip_models_maps_with_the_same_parameters():
+    report = create_model("skip", (64, 64, 3), N_CLASSES, None, shipped_hparams("skip", stem_stride=1))
+    strided = create_model("skip", (64, 64, 3), N_CLASSES, None, shipped_hparams("skip", stem_stride=2))
+    assert report.count_params() == strided.count_params() == 308_008
+    assert report.get_layer("block3_add").output.shape[1:3] == (16, 16)
+    assert strided.get_layer("block3_add").output.shape[1:3] == (8, 8)
+    with pytest.raises(ValueError, match="models.skip.stem_stride must be 1 or 2, got 4"):
+        create_model("skip", (64, 64, 3), N_CLASSES, None, shipped_hparams("skip", stem_stride=4))
