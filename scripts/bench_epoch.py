@@ -35,6 +35,7 @@ BLOODMNIST_TRAIN = 11959
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", type=Path, default=PROJECT / "configs/report_skip.yaml")
+    parser.add_argument("--model", help="a registered model instead of the configuration's")
     parser.add_argument("--size", type=int, default=128, help="image side in pixels (default: 128)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs to time, the first included (>= 2)")
     parser.add_argument("--images", type=int, default=BLOODMNIST_TRAIN, help="images per epoch")
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.deterministic:
         overrides["deterministic"] = args.deterministic == "on"
     params["train"].update({k: v for k, v in overrides.items() if v is not None})
-    model_name = params["model"]
+    model_name = args.model or params["model"]
     check_model(model_name)
 
     import keras
@@ -85,9 +86,12 @@ def main(argv: list[str] | None = None) -> None:
     from stages.params import AugmentParams, TrainParams, to_dataclass
     from stages.recipe import check_recipe, make_loss, make_optimizer
 
-    train = to_dataclass({**params["train"], "size": args.size}, TrainParams, "train")
-    augment = to_dataclass(params["augment"], AugmentParams, "augment")
-    check_recipe(train)
+    try:
+        train = to_dataclass({**params["train"], "size": args.size}, TrainParams, "train")
+        augment = to_dataclass(params["augment"], AugmentParams, "augment")
+        check_recipe(train)
+    except ValueError as error:  # a bad key or value in the configuration
+        raise SystemExit(f"{args.config}: {error}") from None
     set_determinism(int(params["seed"]), train.deterministic)
     images, labels, source = training_images(args.size, args.images)
     images, labels = images[: args.images], labels[: args.images]

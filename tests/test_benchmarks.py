@@ -95,6 +95,12 @@ def test_epoch_timing_runs_the_train_stage_recipe_on_either_backend(backend):
     assert "200 images per epoch" in output
 
 
-def test_epoch_timing_refuses_a_missing_configuration():
+def test_epoch_timing_refuses_a_missing_or_bad_configuration(tmp_path):
     result = run_script("scripts.bench_epoch", "--config", "configs/nope.yaml", check=False)
     assert result.returncode == 2 and "no such configuration: configs/nope.yaml" in result.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train.optimizer: sgd\n")
+    result = run_script("scripts.bench_epoch", "--config", str(bad), check=False)
+    assert result.returncode == 1
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line == f"{bad}: Unknown train.optimizer 'sgd'. Known: adam, adamw"
