@@ -18,11 +18,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
 if __package__ in (None, ""):  # run as a file (python scripts/bench_accuracy.py): import from the root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from scripts.bench_common import read_config  # noqa: E402
 from scripts.compare_models import dvc, experiment_rows  # noqa: E402
 
 METRICS = "metrics/evaluate/metrics.json"
@@ -31,12 +30,7 @@ TRAIN_METRICS = "metrics/train/metrics.json"
 
 def config_overrides(path: Path) -> list[str]:
     """`key=value` strings from a config file of dotted keys (YAML values, so lists stay lists)."""
-    if not path.exists():
-        sys.exit(f"no such configuration: {path} (see configs/)")
-    overrides = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(overrides, dict):
-        sys.exit(f"{path}: expected a mapping of dotted param keys to values")
-    return [f"{key}={json.dumps(value)}" for key, value in overrides.items()]
+    return [f"{key}={json.dumps(value)}" for key, value in read_config(path).items()]
 
 
 def named_metrics(names: set[str]) -> dict[str, dict]:

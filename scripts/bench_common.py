@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +28,18 @@ def check_model(name: str) -> None:
 
     if name not in list_models():
         raise SystemExit(f"unknown model {name!r}; known: {', '.join(list_models())}")
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """A named configuration (configs/*.yaml): dotted param keys to YAML values; exits when unreadable."""
+    import yaml
+
+    if not path.exists():
+        sys.exit(f"no such configuration: {path} (see configs/)")
+    overrides = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(overrides, dict):
+        sys.exit(f"{path}: expected a mapping of dotted param keys to values")
+    return overrides
 
 
 def cpu_name() -> str:

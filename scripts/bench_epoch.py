@@ -26,7 +26,14 @@ if __package__ in (None, ""):  # run as a file (python scripts/bench_epoch.py): 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import stages  # noqa: E402, F401  (environment defaults before Keras is imported)
-from scripts.bench_common import N_CLASSES, PROJECT, check_model, machine_lines, training_images  # noqa: E402
+from scripts.bench_common import (  # noqa: E402
+    N_CLASSES,
+    PROJECT,
+    check_model,
+    machine_lines,
+    read_config,
+    training_images,
+)
 
 REPORT_SECONDS, REPORT_EPOCHS, REPORT_GPU = 235.0, 20, "NVIDIA L4"  # the residual-CNN report, 128 px
 BLOODMNIST_TRAIN = 11959
@@ -53,12 +60,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def recipe_params(config: Path) -> dict:
     """params.yaml with the configuration's dotted keys (`train.lr: 1.0e-4`) set on top."""
-    import yaml
-
     from stages.params import read_params
 
     params = read_params(PROJECT / "params.yaml")
-    for dotted, value in (yaml.safe_load(config.read_text()) or {}).items():
+    for dotted, value in read_config(config).items():
         *parents, leaf = dotted.split(".")
         node = params
         for key in parents:
@@ -96,7 +101,9 @@ def main(argv: list[str] | None = None) -> None:
     images, labels, source = training_images(args.size, args.images)
     images, labels = images[: args.images], labels[: args.images]
     counts = np.bincount(labels, minlength=N_CLASSES)
-    class_weight = {c: len(labels) / (N_CLASSES * max(n, 1)) for c, n in enumerate(counts)}  # balanced
+    # sklearn's "balanced" weights, as stages.class_weights computes them, without sklearn (which a
+    # GPU machine may lack): n / (classes x count)
+    class_weight = {c: len(labels) / (N_CLASSES * max(n, 1)) for c, n in enumerate(counts)}
     steps = -(-len(labels) // train.batch_size)
 
     policy = set_precision(train.mixed_precision)
