@@ -24,7 +24,7 @@ SYNTHETIC_IMAGES = 8192  # enough for a few hundred steps without repeating an i
 
 def check_model(name: str) -> None:
     """Exit with a one-line error, listing the known names, when `name` is not a registered model."""
-    from stages.architectures import list_models
+    from bloodcells.architectures import list_models
 
     if name not in list_models():
         raise SystemExit(f"unknown model {name!r}; known: {', '.join(list_models())}")

@@ -133,7 +133,7 @@ def matmul_rate(reps: int) -> dict[str, float]:
 
 def project_setup(model_name: str) -> tuple:
     """The train and augment params and the model's hyperparameters, from the project's params.yaml."""
-    from stages.params import AugmentParams, TrainParams, read_params, to_dataclass
+    from bloodcells.core.params import AugmentParams, TrainParams, read_params, to_dataclass
 
     params = read_params(PROJECT / "params.yaml")
     hparams = (params.get("models") or {}).get(model_name) or {}
@@ -200,8 +200,8 @@ def count_training_flops(model_name: str, size: int, batch: int) -> dict[str, fl
     import keras
     import tensorflow as tf
 
-    from stages.architectures import create_model
-    from stages.recipe import make_loss
+    from bloodcells.architectures import create_model
+    from bloodcells.training.recipe import make_loss
 
     train_params, augment, hparams = project_setup(model_name)
     model = create_model(model_name, (size, size, 3), N_CLASSES, augment, hparams)
@@ -250,10 +250,10 @@ def worker(setting: dict, args: argparse.Namespace) -> dict:
         tf.config.threading.set_inter_op_parallelism_threads(setting["inter"])
     import keras
 
-    from stages.architectures import create_model
+    from bloodcells.architectures import create_model
     from stages.class_weights import compute_class_weights
     from stages.dataset import Split, make_inputs
-    from stages.recipe import make_loss, make_optimizer
+    from bloodcells.training.recipe import make_loss, make_optimizer
 
     keras.utils.set_random_seed(0)
     if setting["bf16"]:

@@ -25,7 +25,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file (python scripts/bench_epoch.py): import from the root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import stages  # noqa: E402, F401  (environment defaults before Keras is imported)
+import bloodcells  # noqa: E402, F401  (environment defaults before Keras is imported)
 from scripts.bench_common import (  # noqa: E402
     N_CLASSES,
     PROJECT,
@@ -60,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def recipe_params(config: Path) -> dict:
     """params.yaml with the configuration's dotted keys (`train.lr: 1.0e-4`) set on top."""
-    from stages.params import read_params
+    from bloodcells.core.params import read_params
 
     params = read_params(PROJECT / "params.yaml")
     for dotted, value in read_config(config).items():
@@ -85,11 +85,11 @@ def main(argv: list[str] | None = None) -> None:
     import keras
     import numpy as np
 
-    from stages.architectures import create_model
+    from bloodcells.architectures import create_model
     from stages.dataset import Split, make_inputs
-    from stages.devices import accelerators, distribution, set_determinism, set_precision, use_xla
-    from stages.params import AugmentParams, TrainParams, to_dataclass
-    from stages.recipe import check_recipe, make_loss, make_optimizer
+    from bloodcells.training.devices import accelerators, distribution, set_determinism, set_precision, use_xla
+    from bloodcells.core.params import AugmentParams, TrainParams, to_dataclass
+    from bloodcells.training.recipe import check_recipe, make_loss, make_optimizer
 
     try:
         train = to_dataclass({**params["train"], "size": args.size}, TrainParams, "train")

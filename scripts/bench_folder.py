@@ -1,6 +1,6 @@
 """Benchmark the folder source's decoding: files/s to read, hash, decode, crop and resize to 3 sizes.
 
-Times `stages.decode.decode_files` (what the download stage runs for `data.source: folder`, without
+Times `bloodcells.data.decode.decode_files` (what the download stage runs for `data.source: folder`, without
 scanning or writing) with 1 and 2 worker processes on the PBC sample in ../shared/data/pbc-sample
 (skipped when absent) and on synthetic 360x363 JPEGs generated into a temporary folder. Each
 setting runs `--repeats` times and the best is kept; CPU time (this process and its workers) is
@@ -23,8 +23,8 @@ from PIL import Image, ImageDraw, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from stages.decode import Recipe, decode_files  # noqa: E402
-from stages.folder_layout import scan_folder  # noqa: E402
+from bloodcells.data.decode import Recipe, decode_files  # noqa: E402
+from bloodcells.data.folder_layout import scan_folder  # noqa: E402
 
 PBC_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "pbc-sample"
 PBC_FILES = 17_092  # images in the full PBC set, for the extrapolation

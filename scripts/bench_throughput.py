@@ -68,8 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def build(model_name: str, size: int, augment, hparams: dict, train_params, steps_per_epoch: int):
     """The registered model, compiled with the project's recipe (optimizer, schedule, loss)."""
-    from stages.architectures import create_model
-    from stages.recipe import make_loss, make_optimizer
+    from bloodcells.architectures import create_model
+    from bloodcells.training.recipe import make_loss, make_optimizer
 
     model = create_model(model_name, (size, size, 3), N_CLASSES, augment, hparams)
     model.compile(
@@ -106,10 +106,10 @@ def main(argv: list[str] | None = None) -> None:
     import keras
     import tensorflow as tf
 
-    from stages.augment import augmentation_layers
+    from bloodcells.architectures.augment import augmentation_layers
     from stages.class_weights import compute_class_weights
     from stages.dataset import Split, make_inputs
-    from stages.params import AugmentParams, TrainParams, read_params, to_dataclass
+    from bloodcells.core.params import AugmentParams, TrainParams, read_params, to_dataclass
 
     params = read_params(PROJECT / "params.yaml")
     train_params = to_dataclass(params["train"], TrainParams, "train")

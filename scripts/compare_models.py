@@ -179,7 +179,7 @@ def main() -> None:
         sys.exit("compare_models: run from the project root (where dvc.yaml is)")
     if not args.render_only:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the registry imports Keras; keep its logs quiet
-        from stages.architectures import list_models
+        from bloodcells.architectures import list_models
 
         known = list_models()
         models = args.models or known

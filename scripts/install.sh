@@ -6,3 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install -r requirements.txt
 python -m pip install --no-deps -r requirements-nodeps.txt
+python -m pip install --no-deps -e .   # the bloodcells package and its console command

@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script:
 
 import keras  # noqa: E402
 
-from stages.architectures import create_model, get_builder, list_models, model_source  # noqa: E402
-from stages.params import read_params  # noqa: E402
+from bloodcells.architectures import create_model, get_builder, list_models, model_source  # noqa: E402
+from bloodcells.core.params import read_params  # noqa: E402
 
 N_CLASSES = 8
 SIZES = (28, 64, 128)

@@ -1,182 +1,27 @@
-"""Download stage: fetch the MedMNIST npz of every configured size into data/raw/.
+"""Download stage: MedMNIST's npz of every configured size, or the same files built from an image folder.
 
-Reads params `data` (dataset, sizes, mirror, source). Writes data/raw/<dataset>_<size>.npz and
-data/raw/classes.json (label names). With `data.source: folder` the same files are built from a
-class-per-folder image set at `data.path` instead (stages/folder.py, params `folder`).
-By default files come from Zenodo with MD5s from medmnist's INFO; `data.mirror` points instead at
-a local folder or a file:// or https:// base holding files with MedMNIST's names, checked against
-an MD5SUMS file beside them when there is one. Run: python -m stages.download
+Reads params `data` and, with `data.source: folder`, `folder`. Writes data/raw/<dataset>_<size>.npz
+and data/raw/classes.json (label names); the folder source also writes data/raw/manifest.csv and
+data/raw/folder_summary.json. Run: python -m stages.download
 """
 
-from __future__ import annotations
-
-import hashlib
-import shutil
-import sys
-import urllib.error
-import urllib.request
-import zipfile
-from dataclasses import dataclass
-from pathlib import Path
-
-from tqdm import tqdm
-
-from stages.dataset import (
-    CLASSES_FILE,
-    RAW_DIR,
-    check_source,
-    class_names,
-    info_url_and_md5,
-    medmnist_filename,
-    raw_path,
-)
-from stages.files import atomic_path, write_json
-from stages.folder import FolderError, build_from_folder
-from stages.params import DataParams, FolderParams, load_params
-
-TIMEOUT_S = 30
-CHUNK_BYTES = 1 << 20
-
-
-class DownloadError(RuntimeError):
-    """A file could not be fetched or failed verification; the message is one line."""
-
-
-@dataclass(frozen=True)
-class Remote:
-    """Where one file comes from and the MD5 it must have."""
-
-    url: str
-    md5: str
-
-
-def mirror_base(mirror: str) -> str:
-    """Turn a mirror param (folder path, file:// or https:// URL) into a URL base ending in '/'."""
-    if "://" in mirror:
-        if not mirror.startswith(("file://", "http://", "https://")):
-            raise DownloadError(f"data.mirror {mirror!r}: use a folder, file://, http:// or https://")
-        base = mirror
-    else:
-        folder = Path(mirror).expanduser().resolve()
-        if not folder.is_dir():
-            raise DownloadError(f"data.mirror {mirror!r}: no such folder ({folder})")
-        base = folder.as_uri()
-    return base if base.endswith("/") else base + "/"
-
-
-def read_md5sums(base: str) -> dict[str, str]:
-    """Parse `MD5SUMS` (lines of `<md5>  <name>`) at a mirror; empty if it has none."""
-    try:
-        with urllib.request.urlopen(base + "MD5SUMS", timeout=TIMEOUT_S) as response:
-            text = response.read().decode()
-    except (urllib.error.URLError, OSError):
-        return {}
-    sums = {}
-    for line in text.splitlines():
-        if line.strip():
-            md5, name = line.split(maxsplit=1)
-            sums[name.lstrip("*").strip()] = md5.lower()
-    return sums
-
-
-def plan_remotes(params: DataParams) -> dict[int, Remote]:
-    """Source URL and expected MD5 for each configured size."""
-    remotes = {}
-    sums = read_md5sums(mirror_base(params.mirror)) if params.mirror else {}
-    for size in params.sizes:
-        url, md5 = info_url_and_md5(params.dataset, size)
-        if params.mirror:
-            name = medmnist_filename(params.dataset, size)
-            url, md5 = mirror_base(params.mirror) + name, sums.get(name, md5)
-        remotes[size] = Remote(url=url, md5=md5)
-    return remotes
-
-
-def file_md5(path: Path) -> str:
-    """MD5 of a file, read in chunks."""
-    digest = hashlib.md5()
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def fetch(remote: Remote, dest: Path) -> None:
-    """Stream `remote` to `dest` through a temporary file; verify the MD5, then rename atomically."""
-    name = remote.url.rsplit("/", 1)[-1].split("?")[0]
-    with atomic_path(dest) as tmp:
-        try:
-            response = urllib.request.urlopen(remote.url, timeout=TIMEOUT_S)
-        except urllib.error.URLError as error:
-            if remote.url.startswith("file:"):
-                raise DownloadError(f"{name}: missing at {remote.url}") from error
-            raise DownloadError(
-                f"{name}: cannot reach {remote.url} ({getattr(error, 'reason', error)}). "
-                "Offline? Point data.mirror at a folder holding MedMNIST's files, e.g. "
-                "dvc exp run -S data.mirror=/path/to/folder"
-            ) from error
-        total = int(response.headers.get("Content-Length") or 0) or None
-        with (
-            response,
-            tmp.open("wb") as out,
-            tqdm(total=total, unit="B", unit_scale=True, desc=name, file=sys.stderr) as bar,
-        ):
-            try:
-                shutil.copyfileobj(_Progress(response, bar), out, CHUNK_BYTES)
-            except OSError as error:
-                raise DownloadError(f"{name}: transfer from {remote.url} failed: {error}") from error
-        actual = file_md5(tmp)
-        if actual != remote.md5:
-            raise DownloadError(
-                f"{name}: checksum mismatch from {remote.url}: expected {remote.md5}, got {actual}"
-            )
-        if not zipfile.is_zipfile(tmp):
-            raise DownloadError(f"{name}: not an npz file ({remote.url}, md5 {actual})")
-
-
-class _Progress:
-    """File-like wrapper that advances a tqdm bar as bytes are read."""
-
-    def __init__(self, raw, bar: tqdm) -> None:
-        self.raw, self.bar = raw, bar
-
-    def read(self, n: int = -1) -> bytes:
-        chunk = self.raw.read(n)
-        self.bar.update(len(chunk))
-        return chunk
-
-
-def download_all(params: DataParams, raw_dir: Path = RAW_DIR) -> list[Path]:
-    """Fetch every configured size that is not already present and verified; drop stale files."""
-    remotes = plan_remotes(params)
-    wanted = {raw_path(params.dataset, size).name for size in remotes} | {CLASSES_FILE.name}
-    if raw_dir.exists():
-        for stale in raw_dir.iterdir():
-            if stale.name not in wanted:
-                stale.unlink()
-    paths = []
-    for size, remote in remotes.items():
-        dest = raw_dir / raw_path(params.dataset, size).name
-        if dest.exists() and file_md5(dest) == remote.md5:
-            print(f"{dest}: present, md5 {remote.md5} verified")
-        else:
-            dest.unlink(missing_ok=True)  # a corrupt copy must not survive a failed re-fetch
-            fetch(remote, dest)
-            print(f"{dest}: fetched from {remote.url}, md5 {remote.md5} verified")
-        paths.append(dest)
-    write_json(raw_dir / CLASSES_FILE.name, {"classes": class_names(params.dataset)})
-    return paths
+from bloodcells.core.params import load_params
+from bloodcells.core.stage import run_stage, stage_parser
+from bloodcells.data.download import download_all
+from bloodcells.data.folder import build_from_folder
 
 
 def main() -> None:
-    params = load_params("data", DataParams)
-    try:
-        if check_source(params.source) == "folder":
-            build_from_folder(params, load_params("folder", FolderParams))
+    stage_parser(__doc__).parse_args()
+
+    def work() -> None:
+        params = load_params()
+        if params.data.source == "folder":
+            build_from_folder(params.data, params.folder)
         else:
-            download_all(params)
-    except (DownloadError, FolderError, ValueError) as error:
-        sys.exit(f"download failed: {error}")
+            download_all(params.data)
+
+    run_stage("download", work)
 
 
 if __name__ == "__main__":

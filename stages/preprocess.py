@@ -1,200 +1,34 @@
-"""Preprocess stage: validate one size's MedMNIST npz and write it in training-ready form.
+"""Preprocess stage: validate one size's raw npz and write it in training-ready form.
 
-Reads data/raw/<dataset>_<size>.npz, data/raw/classes.json and params `data.dataset`, `data.source`,
-`preprocess`. MedMNIST files must come at MedMNIST's sizes (and split sizes, when checked); files built
-from an image folder may have any size and split sizes.
-Writes data/preprocessed/<size>/{train,val,test}_{images,labels}.npy (uint8, memory-mappable)
-and summary.json (class names, counts per class per split, channel mean/std, exact duplicates).
-Identical inputs give byte-identical outputs. Run: python -m stages.preprocess --size 28
+Reads data/raw/<dataset>_<size>.npz, data/raw/classes.json and params `data`, `preprocess`. Writes
+data/preprocessed/<size>/{train,val,test}_{images,labels}.npy (uint8, memory-mappable) and
+summary.json (class names, counts per class per split, channel mean/std, duplicates). Identical
+inputs give byte-identical outputs. Run: python -m stages.preprocess --size 28
 """
 
-from __future__ import annotations
-
-import argparse
-import hashlib
-import sys
-from collections import defaultdict
-from pathlib import Path
-from typing import Any
-
-import numpy as np
-
-from stages.dataset import (
-    SPLITS,
-    Split,
-    check_size,
-    dataset_info,
-    preprocessed_dir,
-    raw_path,
-    read_class_names,
-)
-from stages.files import write_json, write_npy
-from stages.params import DataParams, PreprocessParams, load_params
-
-MAX_LISTED_DUPLICATES = 100
-
-
-class PreprocessError(ValueError):
-    """The raw file is not a valid MedMNIST array set; the message names the file and the fault."""
-
-
-def load_raw(path: Path) -> dict[str, np.ndarray]:
-    """Load every array of an npz without ever unpickling."""
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
-    except (OSError, ValueError) as error:
-        raise PreprocessError(f"{path}: not a readable npz ({error})") from error
-
-
-def validate(
-    arrays: dict[str, np.ndarray],
-    size: int,
-    n_classes: int,
-    expected_counts: dict[str, int] | None,
-    source: str,
-) -> dict[str, Split]:
-    """Check keys, shapes, dtypes, label range and split sizes; return the splits.
-
-    Args:
-        arrays: the npz contents, MedMNIST keys (`train_images`, `train_labels`, ...).
-        size: the image side the file must have.
-        n_classes: labels must lie in [0, n_classes).
-        expected_counts: images per split to insist on, or None to accept any.
-        source: the file's name, for error messages.
-    """
-    expected_keys = {f"{split}_{kind}" for split in SPLITS for kind in ("images", "labels")}
-    missing = sorted(expected_keys - set(arrays))
-    if missing:
-        raise PreprocessError(f"{source}: missing keys {missing}; found {sorted(arrays)}")
-    splits = {}
-    for split in SPLITS:
-        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-        if images.ndim != 4 or images.shape[1:] != (size, size, 3):
-            raise PreprocessError(
-                f"{source}: {split}_images has shape {images.shape}, expected (N, {size}, {size}, 3)"
-            )
-        if images.dtype != np.uint8:
-            raise PreprocessError(f"{source}: {split}_images has dtype {images.dtype}, expected uint8")
-        labels = labels.reshape(len(labels), -1) if labels.ndim > 1 else labels[:, None]
-        if labels.shape != (len(images), 1):
-            raise PreprocessError(
-                f"{source}: {split}_labels has shape {arrays[f'{split}_labels'].shape}, "
-                f"expected ({len(images)}, 1)"
-            )
-        if not np.issubdtype(labels.dtype, np.integer):
-            raise PreprocessError(f"{source}: {split}_labels has dtype {labels.dtype}, expected integers")
-        bad = (labels < 0) | (labels >= n_classes)
-        if bad.any():
-            raise PreprocessError(
-                f"{source}: {split}_labels has {int(bad.sum())} value(s) outside [0, {n_classes - 1}], "
-                f"e.g. {int(labels[bad][0])}"
-            )
-        if expected_counts and len(images) != expected_counts[split]:
-            raise PreprocessError(
-                f"{source}: {split} has {len(images)} images, MedMNIST's split has "
-                f"{expected_counts[split]} (set preprocess.check_split_sizes: false for a subset)"
-            )
-        splits[split] = Split(images=images, labels=labels[:, 0].astype(np.uint8))
-    return splits
-
-
-def image_digests(images: np.ndarray) -> list[bytes]:
-    """A content hash per image: equal digests mean byte-identical images."""
-    return [hashlib.blake2b(image.tobytes(), digest_size=16).digest() for image in images]
-
-
-def drop_cross_split_duplicates(splits: dict[str, Split]) -> tuple[dict[str, Split], dict[str, int]]:
-    """Remove from val and test every image that also appears in an earlier split (train, then val).
-
-    Such copies leak training images into evaluation. Returns the cleaned splits and how many
-    images each split lost.
-    """
-    seen: set[bytes] = set()
-    cleaned, dropped = {}, {}
-    for split in SPLITS:
-        digests = image_digests(splits[split].images)
-        keep = np.array([digest not in seen for digest in digests], dtype=bool)
-        seen.update(digests)
-        cleaned[split] = Split(images=splits[split].images[keep], labels=splits[split].labels[keep])
-        dropped[split] = int((~keep).sum())
-    return cleaned, dropped
-
-
-def find_duplicates(splits: dict[str, Split]) -> dict[str, Any]:
-    """Exact duplicate images (same bytes) within and across splits, with their labels."""
-    groups: dict[bytes, list[tuple[str, int, int]]] = defaultdict(list)
-    for split, data in splits.items():
-        for index, digest in enumerate(image_digests(data.images)):
-            groups[digest].append((split, index, int(data.labels[index])))
-    duplicate_groups = [members for members in groups.values() if len(members) > 1]
-    duplicate_groups.sort()
-    pairs = sum(len(m) * (len(m) - 1) // 2 for m in duplicate_groups)
-    cross = [m for m in duplicate_groups if len({split for split, _, _ in m}) > 1]
-    conflicting = [m for m in duplicate_groups if len({label for _, _, label in m}) > 1]
-    as_records = [[{"split": s, "index": i, "label": lab} for s, i, lab in m] for m in duplicate_groups]
-    return {
-        "pairs": pairs,
-        "groups": len(duplicate_groups),
-        "cross_split_groups": len(cross),
-        "train_test_groups": sum(1 for m in cross if {"train", "test"} <= {s for s, _, _ in m}),
-        "conflicting_label_groups": len(conflicting),
-        "listed": as_records[:MAX_LISTED_DUPLICATES],
-    }
-
-
-def summarize(splits: dict[str, Split], names: list[str]) -> dict[str, Any]:
-    """Counts per class per split, train channel mean/std in [0, 1], and duplicates."""
-    counts = {
-        split: {names[c]: int(n) for c, n in enumerate(np.bincount(data.labels, minlength=len(names)))}
-        for split, data in splits.items()
-    }
-    pixels = splits["train"].images.reshape(-1, 3).astype(np.float64) / 255.0
-    return {
-        "classes": names,
-        "image_shape": list(splits["train"].images.shape[1:]),
-        "counts": counts,
-        "totals": {split: len(data.labels) for split, data in splits.items()},
-        "channel_mean": [round(float(v), 6) for v in pixels.mean(axis=0)],
-        "channel_std": [round(float(v), 6) for v in pixels.std(axis=0)],
-        "duplicates": find_duplicates(splits),
-    }
-
-
-def write_preprocessed(splits: dict[str, Split], summary: dict[str, Any], out_dir: Path) -> None:
-    """Write every split's arrays and the summary into `out_dir`."""
-    for split, data in splits.items():
-        write_npy(out_dir / f"{split}_images.npy", data.images)
-        write_npy(out_dir / f"{split}_labels.npy", data.labels)
-    write_json(out_dir / "summary.json", summary)
+from bloodcells.core.params import load_params
+from bloodcells.core.paths import preprocessed_dir
+from bloodcells.core.stage import run_stage, stage_parser
+from bloodcells.data.preprocess import preprocess
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, required=True)
+    parser = stage_parser(__doc__)
+    parser.add_argument("--size", type=int, required=True, help="image side in pixels, one of data.sizes")
     size = parser.parse_args().size
-    data = load_params("data", DataParams)
-    params = load_params("preprocess", PreprocessParams)
-    try:
-        names = read_class_names()
-        source = raw_path(data.dataset, size)
-        expected = None
-        if data.source == "medmnist":
-            check_size(size)
-            expected = dataset_info(data.dataset)["n_samples"] if params.check_split_sizes else None
-        splits = validate(load_raw(source), size, len(names), expected, str(source))
-    except (PreprocessError, ValueError) as error:
-        sys.exit(f"preprocess failed: {error}")
-    dropped = {split: 0 for split in SPLITS}
-    if params.drop_cross_split_duplicates:
-        splits, dropped = drop_cross_split_duplicates(splits)
-    summary = {**summarize(splits, names), "dropped_cross_split_duplicates": dropped}
-    write_preprocessed(splits, summary, preprocessed_dir(size))
-    dup = summary["duplicates"]
-    print(
-        f"{preprocessed_dir(size)}: {summary['totals']}, {dup['pairs']} duplicate pair(s), "
-        f"{dup['cross_split_groups']} across splits, {dup['conflicting_label_groups']} with two labels"
-    )
+
+    def work() -> None:
+        params = load_params()
+        if size not in params.data.sizes:
+            raise ValueError(f"--size {size} is not one of data.sizes {params.data.sizes}")
+        summary = preprocess(size, params.data, params.preprocess)
+        dup = summary["duplicates"]
+        print(
+            f"{preprocessed_dir(size)}: {summary['totals']}, {dup['pairs']} duplicate pair(s), "
+            f"{dup['cross_split_groups']} across splits, {dup['conflicting_label_groups']} with two labels"
+        )
+
+    run_stage("preprocess", work)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from tests.synthetic import write_mirror
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT.parent / "shared" / "data"
-PROJECT_FILES = ("dvc.yaml", "params.yaml", "stages", "scripts", ".dvcignore", "data/images/README.md")
+PROJECT_FILES = ("dvc.yaml", "params.yaml", "stages", "bloodcells", "scripts", ".dvcignore", "data/images/README.md")
 DVC_FILES = (".dvc/config", ".dvc/plots")  # copied after `dvc init`: plot templates, offline page
 
 # Tiny but real: one epoch of the real models on a few hundred synthetic 28 px images.

@@ -18,9 +18,9 @@ import keras
 import numpy as np
 import pytest
 
-from stages.architectures import create_model, list_models
-from stages.architectures import transfer as transfer_family
-from stages.params import AugmentParams, read_params
+from bloodcells.architectures import create_model, list_models
+from bloodcells.architectures import transfer as transfer_family
+from bloodcells.core.params import AugmentParams, read_params
 from tests.conftest import PROJECT, dvc_env
 
 N_CLASSES = 8
@@ -222,7 +222,7 @@ def test_reachability_check_does_not_wait_for_a_stalled_connection(monkeypatch):
 
 def test_cli_lists_every_model():
     result = subprocess.run(
-        [sys.executable, "-m", "stages.architectures"],
+        [sys.executable, "-m", "bloodcells.architectures"],
         cwd=PROJECT,
         env=dvc_env(),
         capture_output=True,

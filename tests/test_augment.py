@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.augment import RandomCropZoom, RandomStainJitter, augmentation_layers
-from stages.params import AugmentParams
+from bloodcells.architectures.augment import RandomCropZoom, RandomStainJitter, augmentation_layers
+from bloodcells.core.params import AugmentParams
 
 SIZE = 16
 

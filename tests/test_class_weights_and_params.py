@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from stages.class_weights import compute_class_weights
-from stages.params import ParamsError, TrainParams, load_params, to_dataclass
+from bloodcells.core.params import ParamsError, TrainParams, load_params, to_dataclass
 from tests.conftest import PROJECT
 
 
@@ -34,7 +34,7 @@ def test_params_reject_unknown_and_missing_keys():
 
 def test_project_params_file_matches_the_schema():
     """Every group of the shipped params.yaml loads: a renamed field cannot go unnoticed."""
-    from stages.params import AugmentParams, ClassWeightParams, DataParams, PreprocessParams
+    from bloodcells.core.params import AugmentParams, ClassWeightParams, DataParams, PreprocessParams
 
     for group, cls in [
         ("data", DataParams),
@@ -47,7 +47,7 @@ def test_project_params_file_matches_the_schema():
 
 
 def test_unknown_model_lists_the_known_ones():
-    from stages.architectures import create_model, list_models
+    from bloodcells.architectures import create_model, list_models
 
     with pytest.raises(ValueError, match="Unknown model 'resnet9000'. Known models: .*skip") as error:
         create_model("resnet9000", (28, 28, 3), 8)

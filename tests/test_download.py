@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from stages.download import DownloadError, download_all, file_md5, mirror_base, plan_remotes
-from stages.params import DataParams
+from bloodcells.core.params import DataParams
 from tests.conftest import PROJECT, dvc_env
 from tests.synthetic import write_mirror
 

@@ -15,9 +15,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from stages.decode import Recipe, UnreadableImage, decode_bytes, decode_files
-from stages.folder import FolderError, build_dataset, build_from_folder, check_params, write_folder_dataset
-from stages.params import DataParams, FolderParams
+from bloodcells.data.decode import Recipe, UnreadableImage, decode_bytes, decode_files
+from bloodcells.data.folder import FolderError, build_dataset, build_from_folder, check_params, write_folder_dataset
+from bloodcells.core.params import DataParams, FolderParams
 from tests.conftest import PROJECT, SHARED_DATA, dvc_env, init_project_repo, ran_stages, run, set_params
 
 PBC_SAMPLE = SHARED_DATA / "pbc-sample"

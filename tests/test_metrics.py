@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from stages.curves import RECALL_GRID, interpolated_precision, pr_rows, roc_rows
-from stages.metrics import (
+from bloodcells.evaluation.curves import RECALL_GRID, interpolated_precision, pr_rows, roc_rows
+from bloodcells.evaluation.metrics import (
     calibration_bins,
     classification_metrics,
     expected_calibration_error,

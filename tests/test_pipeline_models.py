@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from stages.architectures import create_model, list_models
+from bloodcells.architectures import create_model, list_models
 from tests.conftest import ran_stages, run, set_params
 
 pytestmark = pytest.mark.slow

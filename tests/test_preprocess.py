@@ -105,7 +105,7 @@ def test_outputs_get_the_usual_file_mode(tmp_path):
     """Atomic writes go through mkstemp (mode 600); the renamed output must follow the umask."""
     import os
 
-    from stages.files import write_json
+    from bloodcells.core.files import write_json
 
     write_json(tmp_path / "x.json", {"a": 1})
     umask = os.umask(0)

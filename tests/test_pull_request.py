@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.params import DataParams, PreprocessParams, TrainParams, load_params
+from bloodcells.core.params import DataParams, PreprocessParams, TrainParams, load_params
 from tests.conftest import PROJECT, run, set_params
 
 WORKFLOW = PROJECT / ".github/workflows/pr.yml"

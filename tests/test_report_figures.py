@@ -10,12 +10,12 @@ import pytest
 from keras import layers
 from matplotlib.figure import Figure
 
-from stages import plots
-from stages.architectures import create_model, list_models
+from bloodcells.evaluation import plots
+from bloodcells.architectures import create_model, list_models
 from stages.evaluate import read_training_curves
-from stages.gallery import confident_mistakes, pick_per_class, whole_classes_per_row
-from stages.gradcam import gradcam, last_conv_layer
-from stages.params import read_params
+from bloodcells.evaluation.gallery import confident_mistakes, pick_per_class, whole_classes_per_row
+from bloodcells.evaluation.gradcam import gradcam, last_conv_layer
+from bloodcells.core.params import read_params
 from tests.conftest import PROJECT
 
 

@@ -12,8 +12,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from stages.params import TrainParams
-from stages.recipe import check_recipe, learning_rate
+from bloodcells.core.params import TrainParams
+from bloodcells.training.recipe import check_recipe, learning_rate
 from tests.conftest import dvc_env, ran_stages, run, set_params
 
 BASE = TrainParams(size=28, epochs=10, batch_size=32, lr=1e-3)
@@ -124,7 +124,7 @@ def test_bad_hardware_switches_are_refused():
 )
 def test_mixed_precision_on_a_cpu_is_bfloat16_and_yaml_booleans_count(switch, policy):
     """YAML reads `-S train.mixed_precision=on` as true; on a CPU float16 has no fast kernels."""
-    from stages.devices import accelerators, precision_policy
+    from bloodcells.training.devices import accelerators, precision_policy
 
     if accelerators():
         pytest.skip("this machine has an accelerator: `on` means float16 here")
@@ -135,7 +135,7 @@ def test_a_residual_cnn_trains_under_mixed_bfloat16_with_float32_probabilities()
     import keras
     import numpy as np
 
-    from stages.architectures import create_model
+    from bloodcells.architectures import create_model
 
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from stages.augment import augmentation_layers
-from stages.params import AugmentParams
+from bloodcells.architectures.augment import augmentation_layers
+from bloodcells.core.params import AugmentParams
 
 
 def model_inputs(input_shape: tuple[int, int, int], augment: AugmentParams | None) -> tuple:

@@ -20,9 +20,9 @@ from pathlib import Path
 import keras
 from keras import layers, ops, regularizers
 
-from stages.architectures.common import model_inputs, softmax_head
-from stages.architectures.registry import TRANSFER_REPORTS, register_model
-from stages.params import AugmentParams
+from bloodcells.architectures.common import model_inputs, softmax_head
+from bloodcells.architectures.registry import TRANSFER_REPORTS, register_model
+from bloodcells.core.params import AugmentParams
 
 WEIGHTS_HOST = "storage.googleapis.com"  # where keras.applications downloads ImageNet weights from
 REACH_TIMEOUT_S = 5.0

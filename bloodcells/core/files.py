@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -38,10 +40,21 @@ def atomic_path(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def strict_json(data: Any) -> Any:
+    """`data` with NaN and infinities as None: strict JSON has no such numbers (json.dumps writes `NaN`)."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {key: strict_json(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [strict_json(value) for value in data]
+    return data
+
+
 def write_json(path: Path, data: Any) -> None:
-    """Write `data` as pretty, key-sorted JSON."""
+    """Write `data` as pretty, key-sorted, strict JSON (NaN becomes null)."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps(strict_json(data), indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def write_npy(path: Path, array: np.ndarray) -> None:
@@ -69,3 +82,28 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
+
+
+@contextmanager
+def staged_folders(*folders: Path) -> Iterator[tuple[Path, ...]]:
+    """Yield empty staging folders for `folders`; they replace `folders` only if the block succeeds.
+
+    A stage that writes several outputs fails as a whole: on error the staging folders are removed
+    and no output is left behind, half-written or stale.
+    """
+    staging = tuple(folder.with_name(f".{folder.name}.staging") for folder in folders)
+    for stage_dir in staging:
+        shutil.rmtree(stage_dir, ignore_errors=True)
+        stage_dir.mkdir(parents=True)
+    try:
+        yield staging
+        for folder, stage_dir in zip(folders, staging, strict=True):
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(stage_dir, folder)
+    except BaseException:
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    finally:
+        for stage_dir in staging:
+            shutil.rmtree(stage_dir, ignore_errors=True)

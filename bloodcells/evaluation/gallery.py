@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stages.plots import short_name
+from bloodcells.evaluation.plots import short_name
 
 
 def pick_per_class(y_true: np.ndarray, per_class: int, seed: int) -> np.ndarray:

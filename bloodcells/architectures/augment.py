@@ -13,7 +13,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from stages.params import AugmentParams
+from bloodcells.core.params import AugmentParams
 
 
 @keras.saving.register_keras_serializable(package="bloodcells")
@@ -110,6 +110,13 @@ class RandomStainJitter(layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "strength": self.strength, "seed": self.seed}
+
+
+# Every switch off: what a builder given `augment=None` starts from (crop and jitter amounts unused).
+NO_AUGMENT = AugmentParams(
+    rot90=False, flip=False, crop_zoom=False, crop_min_area=0.9, color_jitter=False,
+    color_jitter_strength=0.05,
+)
 
 
 def augmentation_layers(params: AugmentParams, seed: int | None = None) -> list[layers.Layer]:

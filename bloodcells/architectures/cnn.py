@@ -7,19 +7,18 @@ Residual-CNN report facts: all convs 3x3 'same' + ReLU, each followed by BatchNo
 
 from __future__ import annotations
 
-import dataclasses
-
 import keras
 from keras import layers
 
-from stages.architectures.common import conv_bn, model_inputs, softmax_head
-from stages.architectures.registry import (
+from bloodcells.architectures.augment import NO_AUGMENT
+from bloodcells.architectures.common import conv_bn, model_inputs, softmax_head
+from bloodcells.architectures.registry import (
     FOUR_CLASS_REPORT,
     OTHER_REPORTS,
     RESIDUAL_CNN_REPORT,
     register_model,
 )
-from stages.params import AugmentParams
+from bloodcells.core.params import AugmentParams
 
 
 def _build_plain_cnn(
@@ -83,7 +82,7 @@ def baseline_aug(input_shape, n_classes, augment=None, dropout: float = 0.5) -> 
     Flips are horizontal and vertical: with random rot90 that gives the same 8 orientations as
     the report's horizontal flip.
     """
-    forced = dataclasses.replace(augment or AugmentParams(), rot90=True, flip=True, crop_zoom=True)
+    forced = (augment or NO_AUGMENT).model_copy(update={"rot90": True, "flip": True, "crop_zoom": True})
     return _build_plain_cnn(
         "baseline_aug", input_shape, n_classes, forced, dense=((128, dropout),), **BASELINE_BLOCKS
     )

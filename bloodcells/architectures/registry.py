@@ -14,7 +14,7 @@ from typing import Any
 
 import keras
 
-from stages.params import AugmentParams
+from bloodcells.core.params import AugmentParams
 
 Builder = Callable[..., keras.Model]
 _REGISTRY: dict[str, Builder] = {}

@@ -12,9 +12,9 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from stages.architectures.common import conv_bn, model_inputs, softmax_head
-from stages.architectures.registry import MEDMNIST_V2, RESIDUAL_CNN_REPORT, register_model
-from stages.params import AugmentParams
+from bloodcells.architectures.common import conv_bn, model_inputs, softmax_head
+from bloodcells.architectures.registry import MEDMNIST_V2, RESIDUAL_CNN_REPORT, register_model
+from bloodcells.core.params import AugmentParams
 
 
 def residual_block(x, filters: int, name: str):

@@ -10,9 +10,9 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from stages.architectures.common import conv_bn, model_inputs, softmax_head
-from stages.architectures.registry import RESIDUAL_CNN_REPORT, register_model
-from stages.params import AugmentParams
+from bloodcells.architectures.common import conv_bn, model_inputs, softmax_head
+from bloodcells.architectures.registry import RESIDUAL_CNN_REPORT, register_model
+from bloodcells.core.params import AugmentParams
 
 # Branch widths of the report's two blocks: (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool projection).
 BLOCK_WIDTHS = ((16, 16, 24, 4, 8, 8), (32, 32, 48, 8, 16, 16))

@@ -6,7 +6,7 @@ classes.json (label order), manifest.csv (path under data.path, class, split, in
 md5 of each image used: the split assignment, tracked by DVC so it never changes under a user's feet)
 and folder_summary.json (counts, skipped files with reasons, warnings, duplicate files).
 
-Layouts and splits: stages/folder_layout.py; decoding: stages/decode.py. A bad file or folder is
+Layouts and splits: folder_layout.py; decoding: decode.py. A bad file or folder is
 skipped with a warning; input that leaves no usable dataset stops with a one-line FolderError before
 anything is written.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +23,18 @@ from typing import Any
 
 import numpy as np
 
-from stages.dataset import CLASSES_FILE, RAW_DIR, SPLITS, raw_path
-from stages.decode import RESIZE_FILTERS, Recipe, decode_files
-from stages.files import atomic_path, write_json, write_npz
-from stages.folder_layout import (
+from bloodcells.core.files import atomic_path, write_json, write_npz
+from bloodcells.core.params import DataParams, FolderParams
+from bloodcells.core.paths import (
+    CLASSES_FILE,
+    FOLDER_SUMMARY_FILE,
+    MANIFEST_FILE,
+    RAW_DIR,
+    raw_path,
+    user_path,
+)
+from bloodcells.data.decode import Recipe, decode_files
+from bloodcells.data.folder_layout import (
     FolderError,
     ImageFile,
     assign_splits,
@@ -35,50 +42,16 @@ from stages.folder_layout import (
     choose_classes,
     scan_folder,
 )
-from stages.params import DataParams, FolderParams
+from bloodcells.data.splits import SPLITS
 
-MANIFEST_FILE = RAW_DIR / "manifest.csv"
-SUMMARY_FILE = RAW_DIR / "folder_summary.json"
-DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+SUMMARY_FILE = FOLDER_SUMMARY_FILE
 MAX_LISTED = 100
 
 
-def _is_count(value: Any) -> bool:
-    """A positive int (YAML's `true` is not one)."""
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def check_params(data: DataParams, params: FolderParams) -> None:
-    """One-line errors for `data` and `folder` values the folder source cannot use."""
-    if not DATASET_NAME.fullmatch(str(data.dataset)):
-        raise FolderError(
-            f"data.dataset {data.dataset!r}: use letters, digits, '_', '.' or '-' (a file name)"
-        )
+def check_params(data: DataParams) -> None:
+    """What the schema cannot say: the folder source needs `data.path`, and it must be a folder."""
     if data.path is None:
         raise FolderError("data.path is not set: point it at a folder of class folders")
-    if not isinstance(data.sizes, list) or not data.sizes or not all(map(_is_count, data.sizes)):
-        raise FolderError(f"data.sizes {data.sizes!r}: give a list of positive pixel sides, e.g. [28, 64]")
-    if params.crop is not None and not _is_count(params.crop):
-        raise FolderError(f"folder.crop {params.crop!r}: a positive number of pixels, or null")
-    if params.resize_filter not in RESIZE_FILTERS:
-        raise FolderError(
-            f"folder.resize_filter {params.resize_filter!r}. Known: {', '.join(RESIZE_FILTERS)}"
-        )
-    ratios = params.split_ratios
-    numbers = isinstance(ratios, list) and all(isinstance(r, int | float) and r is not True for r in ratios)
-    if not (numbers and len(ratios) == 3 and min(ratios) > 0):
-        raise FolderError(f"folder.split_ratios {ratios!r}: three positive numbers (train, val, test)")
-    names = params.classes
-    if names is not None and not (
-        isinstance(names, list)
-        and len(set(names)) == len(names) >= 2
-        and all(isinstance(n, str) for n in names)
-    ):
-        raise FolderError(
-            f"folder.classes {names!r}: null, or two or more distinct folder names (quote numbers: '1')"
-        )
-    if not isinstance(params.split_seed, int):
-        raise FolderError(f"folder.split_seed {params.split_seed!r}: an integer")
 
 
 def duplicate_files(files: list[ImageFile], md5s: list[str], splits: list[str]) -> dict[str, Any]:
@@ -192,14 +165,16 @@ def build_dataset(root: Path, sizes: list[int], params: FolderParams, workers: i
     return FolderDataset(classes, arrays, manifest_csv(files, splits, md5s), summary)
 
 
-def write_folder_dataset(dataset: FolderDataset, name: str, raw_dir: Path = RAW_DIR) -> list[Path]:
+def write_folder_dataset(
+    dataset: FolderDataset, name: str, raw_dir: Path = RAW_DIR, decoding: dict[str, Any] | None = None
+) -> list[Path]:
     """Write every file of the folder source into `raw_dir`, then remove files a previous run left there."""
     written = []
     for size, arrays in dataset.arrays.items():
         written.append(raw_dir / raw_path(name, size).name)
         write_npz(written[-1], arrays)
     written += [raw_dir / CLASSES_FILE.name, raw_dir / MANIFEST_FILE.name, raw_dir / SUMMARY_FILE.name]
-    write_json(written[-3], {"classes": dataset.classes})
+    write_json(written[-3], {"classes": dataset.classes, "decoding": decoding})
     with atomic_path(written[-2]) as tmp:
         tmp.write_text(dataset.manifest)
     write_json(written[-1], dataset.summary)
@@ -215,9 +190,10 @@ def available_cores() -> int:
 
 def build_from_folder(data: DataParams, params: FolderParams, raw_dir: Path = RAW_DIR) -> dict[str, Any]:
     """The download stage for `data.source: folder`: check params, build in memory, write, report."""
-    check_params(data, params)
-    dataset = build_dataset(Path(data.path), data.sizes, params, workers=available_cores())
-    write_folder_dataset(dataset, data.dataset, raw_dir)
+    check_params(data)
+    dataset = build_dataset(user_path(data.path), data.sizes, params, workers=available_cores())
+    decoding = {"crop": params.crop, "resize_filter": params.resize_filter}
+    write_folder_dataset(dataset, data.dataset, raw_dir, decoding)
     summary = dataset.summary
     for warning in summary["warnings"]:
         print(f"warning: {warning}")

@@ -1,0 +1,1 @@
+"""Core: params schema, paths, atomic files, the stage runner, resource meters."""

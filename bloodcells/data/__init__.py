@@ -1,0 +1,1 @@
+"""Data: MedMNIST downloads, image folders, validation and preprocessing, splits, class weights."""

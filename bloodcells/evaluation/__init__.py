@@ -1,0 +1,1 @@
+"""Evaluation: metrics, curves, test-time augmentation, figures and the report."""

@@ -1,0 +1,234 @@
+"""Judge the trained model on its test split and write the whole report, or nothing.
+
+Predictions average `evaluate.tta_views` rotations/flips of each test image (test-time
+augmentation). The headline figures go to metrics/evaluate/metrics.json (what `dvc exp show` and
+`dvc metrics diff` compare); every figure, per-class rows, plot data and images go beside it. All
+outputs are written into staging folders that replace the old ones only when everything succeeded.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+
+from bloodcells.core.files import atomic_path, staged_folders, write_csv, write_json
+from bloodcells.core.params import Params
+from bloodcells.core.paths import (
+    EVAL_METRICS_DIR,
+    EVAL_PLOTS_DIR,
+    MODEL_CARD,
+    MODEL_FILE,
+    TRAIN_METRICS_DIR,
+    preprocessed_dir,
+)
+from bloodcells.core.resources import file_size_mb, peak_memory_mb, timed_predict
+from bloodcells.core.stage import StageError, require
+from bloodcells.data.splits import load_split
+from bloodcells.evaluation import plots
+from bloodcells.evaluation.curves import pr_rows, roc_rows
+from bloodcells.evaluation.gallery import (
+    confident_mistakes,
+    pick_per_class,
+    prediction_titles,
+    whole_classes_per_row,
+)
+from bloodcells.evaluation.gradcam import SUPPORTED_BACKENDS, gradcam, last_conv_layer
+from bloodcells.evaluation.metrics import (
+    calibration_bins,
+    classification_metrics,
+    confusion,
+    one_vs_rest_aucs,
+    per_class_report,
+)
+from bloodcells.evaluation.tta import predict_probabilities
+
+PREDICT_BATCH = 256
+# The figures `dvc exp show` and `dvc metrics diff` compare; the rest is in report.json beside them.
+HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "auc", "ece", "train_seconds", "test_ms_per_image")
+
+
+def read_card(path: Path = MODEL_CARD) -> dict[str, Any]:
+    """The model card the train stage wrote."""
+    return json.loads(require(path, "train").read_text())
+
+
+def load_trained_model(path: Path = MODEL_FILE) -> keras.Model:
+    """The train stage's model (its augmentation layers registered by importing the architectures)."""
+    import bloodcells.architectures  # noqa: F401  (registers the custom layers the file names)
+
+    require(path, "train")
+    try:
+        return keras.saving.load_model(path)
+    except (ValueError, OSError, TypeError) as error:
+        raise StageError(f"{path}: not a loadable Keras model ({str(error).splitlines()[0]})") from None
+
+
+def confusion_rows(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> str:
+    """CSV of (actual, predicted) class names, the input DVC's `confusion` template expects."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["actual", "predicted"])
+    writer.writerows((class_names[t], class_names[p]) for t, p in zip(y_true, y_pred, strict=True))
+    return buffer.getvalue()
+
+
+def read_training_curves(live_dir: Path) -> dict[str, dict[str, list[tuple[int, float]]]]:
+    """dvclive's per-epoch loss and accuracy of the train and val splits: curves[metric][split]."""
+    curves: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    for metric in ("loss", "accuracy"):
+        for split in ("train", "val"):
+            path = live_dir / "plots/metrics" / split / f"{metric}.tsv"
+            if path.exists():
+                with path.open() as f:
+                    rows = list(csv.DictReader(f, delimiter="\t"))
+                curves.setdefault(metric, {})[split] = [(int(r["step"]), float(r[metric])) for r in rows]
+    return curves
+
+
+def save_figure(figure: plt.Figure, path: Path) -> None:
+    """Write a figure as PNG (no timestamp, so identical figures give identical bytes) and free it."""
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=100, metadata={"Software": None})
+    plt.close(figure)
+
+
+def write_tables(
+    folder: Path, y_true: np.ndarray, scores: np.ndarray, classes: list[str], bins: list[dict]
+) -> list[dict]:
+    """Plot data for DVC: per-class rows, ROC, PR, reliability and confusion CSVs; returns per-class rows."""
+    y_pred = scores.argmax(axis=1)
+    per_class = [
+        row | {"auc": auc}
+        for row, auc in zip(
+            per_class_report(y_true, y_pred, classes), one_vs_rest_aucs(y_true, scores), strict=True
+        )
+    ]
+    write_csv(folder / "per_class.csv", per_class)
+    write_csv(folder / "roc.csv", roc_rows(y_true, scores, classes))
+    write_csv(folder / "pr.csv", pr_rows(y_true, scores, classes))
+    write_csv(folder / "calibration.csv", bins)
+    with atomic_path(folder / "confusion.csv") as tmp:
+        tmp.write_text(confusion_rows(y_true, y_pred, classes))
+    return per_class
+
+
+def draw_figures(
+    folder: Path,
+    model: keras.Model,
+    images: np.ndarray,
+    y_true: np.ndarray,
+    scores: np.ndarray,
+    classes: list[str],
+    params: Params,
+    ece: float,
+) -> None:
+    """The report's PNGs: confusion, ROC+PR, calibration, training curves, samples, mistakes, Grad-CAM."""
+    settings, seed = params.evaluate, params.seed
+    y_pred = scores.argmax(axis=1)
+    roc, pr = roc_rows(y_true, scores, classes), pr_rows(y_true, scores, classes)
+    aucs = dict(zip(classes, one_vs_rest_aucs(y_true, scores), strict=True))
+    bins = calibration_bins(y_true, scores, settings.calibration_bins)
+    save_figure(
+        plots.confusion_figure(confusion(y_true, y_pred, len(classes)), classes), folder / "confusion.png"
+    )
+    save_figure(plots.curves_figure(roc, pr, aucs), folder / "roc_pr.png")
+    save_figure(plots.calibration_figure(bins, settings.calibration_bins, ece), folder / "calibration.png")
+    if curves := read_training_curves(TRAIN_METRICS_DIR):
+        save_figure(plots.training_figure(curves), folder / "training.png")
+    samples = pick_per_class(y_true, settings.samples_per_class, seed)
+    grid = plots.image_grid(
+        images[samples],
+        prediction_titles(samples, y_true, scores, classes),
+        y_pred[samples] != y_true[samples],
+        ncols=whole_classes_per_row(settings.samples_per_class, 6),
+        title="Sample test predictions (wrong ones in red)",
+    )
+    save_figure(grid, folder / "samples.png")
+    mistakes = confident_mistakes(y_true, scores, settings.mistakes)
+    if len(mistakes):
+        grid = plots.image_grid(
+            images[mistakes],
+            prediction_titles(mistakes, y_true, scores, classes),
+            np.ones(len(mistakes), bool),
+            ncols=min(8, len(mistakes)),
+            title=f"The {len(mistakes)} most confident mistakes",
+        )
+        save_figure(grid, folder / "mistakes.png")
+    if settings.gradcam_per_class:
+        explain = pick_per_class(y_true, settings.gradcam_per_class, seed + 1)
+        titles = prediction_titles(explain, y_true, scores, classes)
+        draw_gradcam(
+            folder,
+            model,
+            images,
+            explain,
+            scores,
+            titles,
+            whole_classes_per_row(settings.gradcam_per_class, 4),
+        )
+
+
+def draw_gradcam(
+    folder: Path,
+    model: keras.Model,
+    images: np.ndarray,
+    index: np.ndarray,
+    scores: np.ndarray,
+    titles: list[str],
+    ncols: int,
+) -> None:
+    """Grad-CAM figure for the images in `index`, or a message saying why there is none."""
+    layer = last_conv_layer(model)
+    if layer is None or keras.backend.backend() not in SUPPORTED_BACKENDS:
+        why = (
+            "the model has no top-level Conv2D layer"
+            if layer is None
+            else "backend " + keras.backend.backend()
+        )
+        print(f"Grad-CAM skipped: {why}")
+        return
+    heatmaps = gradcam(model, images[index], scores[index].argmax(axis=1), layer)
+    save_figure(
+        plots.gradcam_figure(images[index], heatmaps, titles, ncols, layer=layer), folder / "gradcam.png"
+    )
+
+
+def evaluate_model(params: Params) -> dict[str, Any]:
+    """Predict the test split at `train.size`; write metrics, plot data and figures; return all metrics."""
+    settings, size = params.evaluate, params.train.size
+    card = read_card()
+    classes = card["classes"]
+    test = load_split(require(preprocessed_dir(size), f"preprocess@{size}"), "test", mmap=False)
+    images, y_true = np.asarray(test.images), test.labels
+    model = load_trained_model()
+    scores, seconds = timed_predict(
+        lambda x: predict_probabilities(model, x, PREDICT_BATCH, settings.tta_views), images, PREDICT_BATCH
+    )
+    metrics = classification_metrics(y_true, scores, settings.calibration_bins)
+    metrics |= {
+        "parameters": card["parameters"],
+        "model_size_mb": file_size_mb(MODEL_FILE),
+        "epochs_run": card["epochs_run"],
+        "train_seconds": card["train_seconds"],
+        "train_peak_memory_mb": card.get("peak_memory_mb"),
+        "test_images": len(y_true),
+        "test_views": settings.tta_views,  # test time covers every view of test-time augmentation
+        "test_seconds": round(seconds, 3),
+        "test_ms_per_image": round(1000 * seconds / len(y_true), 4),
+    }
+    with staged_folders(EVAL_METRICS_DIR, EVAL_PLOTS_DIR) as (metrics_dir, plots_dir):
+        bins = calibration_bins(y_true, scores, settings.calibration_bins)
+        per_class = write_tables(plots_dir, y_true, scores, classes, bins)
+        draw_figures(plots_dir / "images", model, images, y_true, scores, classes, params, metrics["ece"])
+        metrics["eval_peak_memory_mb"] = peak_memory_mb()
+        write_json(metrics_dir / "per_class.json", per_class)
+        write_json(metrics_dir / "report.json", metrics)
+        write_json(metrics_dir / "metrics.json", {key: metrics[key] for key in HEADLINE})
+    return metrics

@@ -1,0 +1,1 @@
+"""Training: inputs, recipe, devices, the resumable loop, and one run from params."""

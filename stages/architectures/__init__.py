@@ -1,6 +1,0 @@
-"""Model architectures. Importing the package registers every family's models."""
-
-from stages.architectures import cnn, inception, residual, transfer  # noqa: F401  (registration on import)
-from stages.architectures.registry import create_model, get_builder, list_models, model_source, register_model
-
-__all__ = ["create_model", "get_builder", "list_models", "model_source", "register_model"]
