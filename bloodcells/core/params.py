@@ -111,6 +111,7 @@ class TrainParams(_Group):
     schedule: Literal["plateau", "cosine"]
     warmup_epochs: Annotated[int, Field(ge=0)]
     label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)]
+    recompute_batchnorm: bool
     deterministic: bool
     mixed_precision: Switch
     jit_compile: Switch
