@@ -9,6 +9,7 @@ as strings, and they are floats here.
 
 from __future__ import annotations
 
+import copy
 import re
 from functools import cache
 from pathlib import Path
@@ -215,6 +216,25 @@ def read_yaml(path: Path) -> Any:
 def load_params(path: Path = PARAMS_FILE) -> Params:
     """The whole params file, validated (read once per process)."""
     return parse_params(read_yaml(path), path)
+
+
+def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any], source: str) -> dict[str, Any]:
+    """A copy of params `raw` with dotted keys (`train.lr: 1e-4`, as in configs/*.yaml) set.
+
+    A key that params.yaml does not have is an error, so a configuration cannot silently drift.
+    """
+    result = copy.deepcopy(raw)
+    for dotted, value in overrides.items():
+        *parents, leaf = str(dotted).split(".")
+        node = result
+        for key in parents:
+            if not isinstance(node, dict) or key not in node:
+                raise ParamsError(f"{source}: {dotted}: no such key in {PARAMS_FILE}")
+            node = node[key]
+        if not isinstance(node, dict) or leaf not in node:
+            raise ParamsError(f"{source}: {dotted}: no such key in {PARAMS_FILE}")
+        node[leaf] = value
+    return result
 
 
 def model_hparams(params: Params) -> dict[str, Any]:
