@@ -113,6 +113,7 @@ class TrainParams(_Group):
     warmup_epochs: Annotated[int, Field(ge=0)]
     label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)]
     recompute_batchnorm: bool
+    ensemble: Annotated[int, Field(ge=1, le=16)]
     deterministic: bool
     mixed_precision: Switch
     jit_compile: Switch
