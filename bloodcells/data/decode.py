@@ -132,7 +132,9 @@ def decode_bytes(data: bytes, recipe: Recipe, reduce: bool = True) -> tuple[list
     right, bottom = left + side / scale, top + side / scale
     region = upright.crop((math.floor(left), math.floor(top), math.ceil(right), math.ceil(bottom)))
     inner = (left % 1, top % 1, right - math.floor(left), bottom - math.floor(top))
-    return [np.asarray(region.resize((size, size), resample=resample, box=inner)) for size in recipe.sizes], small
+    return [
+        np.asarray(region.resize((size, size), resample=resample, box=inner)) for size in recipe.sizes
+    ], small
 
 
 def decode_chunk(paths: Sequence[Path], recipe: Recipe) -> Decoded:

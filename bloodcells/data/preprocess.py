@@ -134,7 +134,9 @@ def find_duplicates(splits: dict[str, Split]) -> dict[str, Any]:
     }
 
 
-def channel_stats(images: np.ndarray, chunk_pixels: int = STATS_CHUNK_PIXELS) -> tuple[np.ndarray, np.ndarray]:
+def channel_stats(
+    images: np.ndarray, chunk_pixels: int = STATS_CHUNK_PIXELS
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and (population) std in [0, 1] of uint8 images (N, H, W, C), in one streaming pass.
 
     Exact integer sums of values and of squares (uint64), a few images at a time, so memory stays

@@ -34,7 +34,9 @@ BENCHMARKS = {  # subcommand -> module of scripts.bench
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m scripts.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m scripts.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="benchmark", required=True, metavar="benchmark")
     for name, module_name in BENCHMARKS.items():

@@ -185,10 +185,14 @@ def run_measured(command: list[str], cwd: Path, env: dict[str, str] | None = Non
     if GNU_TIME.exists():
         with tempfile.NamedTemporaryFile("r", suffix=".rss") as report:
             timed = [str(GNU_TIME), "-q", "-f", "%M", "-o", report.name, *command]
-            done = subprocess.run(timed, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            done = subprocess.run(
+                timed, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
             lines = Path(report.name).read_text().split()
         return done.returncode, int(lines[-1]) * 1024 if lines else 0, done.stdout
-    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     output = process.stdout.read() if process.stdout else ""
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)

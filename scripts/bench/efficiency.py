@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -33,7 +34,6 @@ from scripts.bench.common import (
     recipe_params,
     training_images,
 )
-from scripts.bench.flops import count_training_flops
 
 MATMUL_SIDE = 2048
 REFERENCE_BATCH = 64
@@ -52,8 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=20, help="timed batches of 64 (default: 20)")
     parser.add_argument("--matmul-reps", type=int, default=5, help="timed matmuls per rate (default: 5)")
     parser.add_argument("--rounds", type=int, default=1, help="interleaved runs per setting (default: 1)")
-    parser.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, of: {', '.join(SETTINGS)}")
-    parser.add_argument("--smoke", action="store_true", help="the default setting, 1 + 2 batches, synthetic images")
+    parser.add_argument(
+        "--settings", default=",".join(SETTINGS), help=f"comma-separated, of: {', '.join(SETTINGS)}"
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="the default setting, 1 + 2 batches, synthetic images"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # one setting, in a child process
 
 
@@ -61,15 +65,110 @@ def check_arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) -
     if args.smoke:
         args.settings, args.warmup, args.steps, args.matmul_reps, args.rounds = "default", 1, 2, 1, 1
     if min(args.warmup, args.steps, args.matmul_reps, args.rounds) < 1 or args.size < 8:
-        parser.error("--warmup, --steps, --matmul-reps and --rounds must each be at least 1, --size at least 8")
+        parser.error(
+            "--warmup, --steps, --matmul-reps and --rounds must each be at least 1, --size at least 8"
+        )
     args.settings = list(dict.fromkeys(args.settings.split(",")))
     unknown = [key for key in args.settings if key not in SETTINGS]
     if unknown:
         parser.error(f"unknown setting(s) {unknown}; known: {', '.join(SETTINGS)}")
 
 
+# Counting FLOPs: TensorFlow's per-op formulas on the traced step, and the layer shapes
+
+DENSE_OPS = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MatMul", "DepthwiseConv2dNative")
+
+
+def analytic_forward_flops(model) -> int:
+    """2 x multiply-adds of every Conv2D and Dense layer per image, from the layer shapes alone."""
+    from keras import layers
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, layers.Conv2D):
+            _, height, width, _ = layer.output.shape
+            total += 2 * height * width * math.prod(layer.kernel.shape)
+        elif isinstance(layer, layers.Dense):
+            total += 2 * math.prod(layer.input.shape[1:-1]) * math.prod(layer.kernel.shape)
+    return total
+
+
+def counted_flops(concrete_function) -> dict[str, float]:
+    """FLOPs by op type of a traced function, by TensorFlow's per-op formulas (those tf.profiler uses).
+
+    Only ops that the function's outputs depend on are counted (the first layer's unused input
+    gradient is pruned, as TensorFlow prunes it when it runs).
+    """
+    from tensorflow.python.framework import ops
+
+    graph = concrete_function.graph
+    needed: set[str] = set()
+    stack = [tensor.op for tensor in concrete_function.outputs]
+    while stack:
+        op = stack.pop()
+        if op.name not in needed:
+            needed.add(op.name)
+            stack.extend(tensor.op for tensor in op.inputs)
+            stack.extend(op.control_inputs)
+    by_type: dict[str, float] = {}
+    for op in graph.get_operations():
+        if op.name not in needed:
+            continue
+        try:
+            flops = ops.get_stats_for_node_def(graph, op.node_def, "flops").value
+        except ValueError:  # an op TensorFlow has no FLOP formula for (reshapes, casts, ...)
+            flops = None
+        if flops:
+            by_type[op.type] = by_type.get(op.type, 0.0) + float(flops)
+    return by_type
+
+
+def count_training_flops(params, model_name: str, size: int, batch: int) -> dict[str, float]:
+    """Per-image FLOPs of a training step (loss + gradients) and of the forward pass, counted and analytic."""
+    import keras
+    import tensorflow as tf
+
+    from bloodcells.architectures import create_model
+    from bloodcells.training.recipe import make_loss
+
+    hparams = params.models.get(model_name) or {}
+    model = create_model(model_name, (size, size, 3), N_CLASSES, params.augment, hparams)
+    loss_fn = make_loss(params.train)
+    label_spec = (
+        tf.TensorSpec((batch, N_CLASSES), "float32")
+        if params.train.label_smoothing
+        else tf.TensorSpec((batch,), "int32")
+    )
+    image_spec = tf.TensorSpec((batch, size, size, 3), "uint8")
+
+    @tf.function
+    def train_step(images, labels):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(labels, model(images, training=True))
+        return loss, tape.gradient(loss, model.trainable_variables)
+
+    @tf.function
+    def forward(images):
+        return model(images, training=True)
+
+    step = counted_flops(train_step.get_concrete_function(image_spec, label_spec))
+    fwd = counted_flops(forward.get_concrete_function(image_spec))
+    analytic = analytic_forward_flops(model)
+    keras.backend.clear_session()
+    return {
+        "train_dense": sum(v for k, v in step.items() if k in DENSE_OPS) / batch,
+        "train_all": sum(step.values()) / batch,
+        "forward_dense": sum(v for k, v in fwd.items() if k in DENSE_OPS) / batch,
+        "forward_analytic": analytic,
+        "train_by_op": {k: v / batch for k, v in step.items() if k in DENSE_OPS},
+    }
+
+
+# One setting, in its own process
+
+
 def matmul_rate(reps: int) -> dict[str, float]:
-    """FLOP/s of a float32 2048² matmul through TensorFlow, median of `reps`, per second and per CPU-second."""
+    """FLOP/s of a float32 2048² matmul through TensorFlow, median of `reps`, per second and CPU-second."""
     import tensorflow as tf
 
     a = tf.random.normal((MATMUL_SIDE, MATMUL_SIDE), seed=1)
@@ -101,7 +200,9 @@ def worker(key: str, args: argparse.Namespace) -> dict:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     params = recipe_params(None)
     train = params.train
-    images, labels, source = training_images(args.size, (args.warmup + args.steps) * REFERENCE_BATCH, 0, args.smoke)
+    images, labels, source = training_images(
+        args.size, (args.warmup + args.steps) * REFERENCE_BATCH, 0, args.smoke
+    )
     one_hot = N_CLASSES if train.label_smoothing else 0
     inputs = make_inputs(Split(images, labels), REFERENCE_BATCH, shuffle=True, seed=0, one_hot=one_hot)
     class_weight = dict(enumerate(compute_class_weights(labels, N_CLASSES, "balanced")))
@@ -176,13 +277,22 @@ def run(args: argparse.Namespace) -> None:
         f"{machine_end['wall'] / 1e9:.0f} at the end (load {load_end:.1f}); best of every matmul of the run: "
         f"{machine['wall'] / 1e9:.0f} GFLOP/s, {machine['cpu'] / 1e9:.0f} GFLOP per CPU-second.\n"
     )
-    header = ["setting", "images/s", "GFLOP/s", "matmul GFLOP/s before / after", "efficiency", "per CPU-s", "load"]
+    header = [
+        "setting",
+        "images/s",
+        "GFLOP/s",
+        "matmul GFLOP/s before / after",
+        "efficiency",
+        "per CPU-s",
+        "load",
+    ]
     print(markdown_table(header, rows) + "\n")
     print(f"- forward count vs analytic: {flops['forward_dense'] / flops['forward_analytic']:.4f}")
     print(f"- data: {next(iter(best.values()))['source']}")
     print(
         f"- each setting in a fresh process: {args.warmup} warm-up + {args.steps} timed batches of "
-        f"{REFERENCE_BATCH}; best of {args.rounds} interleaved round(s); {time.perf_counter() - start:.0f} s in all"
+        f"{REFERENCE_BATCH}; best of {args.rounds} interleaved round(s); "
+        f"{time.perf_counter() - start:.0f} s in all"
     )
     for line in machine_lines():
         print(line)

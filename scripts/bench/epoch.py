@@ -8,7 +8,8 @@ synthetic images. The first epoch holds tracing and compilation; the figure is t
 others. Runs under KERAS_BACKEND=jax without TensorFlow (a GPU machine):
 
     KERAS_BACKEND=jax python -m scripts.bench epoch --size 128
-    python -m scripts.bench epoch --size 28 --images 3000 --config configs/ours.yaml -S train.deterministic=true
+    python -m scripts.bench epoch --size 28 --images 3000 --config configs/ours.yaml \
+        -S train.deterministic=true
 """
 
 from __future__ import annotations
@@ -57,14 +58,20 @@ def run(args: argparse.Namespace) -> None:
     train, model_name = params.train, params.model
     check_model(model_name)
 
-    import bloodcells  # noqa: F401  (environment defaults before Keras is imported)
     import keras
 
+    import bloodcells  # noqa: F401  (environment defaults before Keras is imported)
     from bloodcells.architectures import create_model
     from bloodcells.core.params import model_hparams
     from bloodcells.data.class_weights import compute_class_weights
     from bloodcells.data.splits import Split
-    from bloodcells.training.devices import accelerators, distribution, set_determinism, set_precision, use_xla
+    from bloodcells.training.devices import (
+        accelerators,
+        distribution,
+        set_determinism,
+        set_precision,
+        use_xla,
+    )
     from bloodcells.training.inputs import make_inputs
     from bloodcells.training.recipe import make_loss, make_optimizer
 
@@ -80,7 +87,10 @@ def run(args: argparse.Namespace) -> None:
         shape = (args.size, args.size, 3)
         model = create_model(model_name, shape, N_CLASSES, params.augment, model_hparams(params))
         model.compile(
-            optimizer=make_optimizer(train, steps), loss=make_loss(train), metrics=["accuracy"], jit_compile=xla
+            optimizer=make_optimizer(train, steps),
+            loss=make_loss(train),
+            metrics=["accuracy"],
+            jit_compile=xla,
         )
     one_hot = N_CLASSES if train.label_smoothing else 0
     inputs = make_inputs(
@@ -93,7 +103,11 @@ def run(args: argparse.Namespace) -> None:
         on_epoch_end=lambda epoch, logs: epoch_seconds.append(time.perf_counter() - starts[-1]),
     )
     model.fit(
-        **inputs.fit_args(), epochs=args.epochs, class_weight=dict(enumerate(weights)), callbacks=[timer], verbose=0
+        **inputs.fit_args(),
+        epochs=args.epochs,
+        class_weight=dict(enumerate(weights)),
+        callbacks=[timer],
+        verbose=0,
     )
     steady = statistics.median(epoch_seconds[1:])
     projected = epoch_seconds[0] + (REPORT_EPOCHS - 1) * steady

@@ -81,7 +81,9 @@ def write_large(path: Path, side: int) -> Path:
     """One side x side JPEG: a synthetic cell scaled up (smooth, so it stays a realistic file size)."""
     from PIL import Image
 
-    synthetic_cell(np.random.default_rng(1)).resize((side, side), Image.Resampling.BILINEAR).save(path, quality=90)
+    synthetic_cell(np.random.default_rng(1)).resize((side, side), Image.Resampling.BILINEAR).save(
+        path, quality=90
+    )
     return path
 
 
@@ -112,7 +114,13 @@ def measure(paths: list[Path], args: argparse.Namespace, workers: int, crop: int
     """Run `worker` for one setting in a fresh Python process and return what it reports."""
     listing = tmp / "files.txt"
     listing.write_text("\n".join(str(p) for p in paths))
-    setting = {"list": str(listing), "sizes": args.sizes, "crop": crop, "workers": workers, "repeats": args.repeats}
+    setting = {
+        "list": str(listing),
+        "sizes": args.sizes,
+        "crop": crop,
+        "workers": workers,
+        "repeats": args.repeats,
+    }
     command = [sys.executable, "-m", "scripts.bench", "folder", "--worker", json.dumps(setting)]
     done = subprocess.run(command, cwd=PROJECT, env=quiet_env(), capture_output=True, text=True)
     if done.returncode != 0:
@@ -121,7 +129,7 @@ def measure(paths: list[Path], args: argparse.Namespace, workers: int, crop: int
 
 
 def pixel_shift(paths: list[Path], sizes: list[int], crop: int) -> list[list[str]]:
-    """Per size decoded alone: max and mean absolute difference from a full-size decode, and the scale used."""
+    """Per size decoded alone: the JPEG scale used, and how far pixels move from a full-size decode."""
     from PIL import Image
 
     from bloodcells.data.decode import Recipe, UnreadableImage, decode_bytes, reduction
@@ -142,7 +150,9 @@ def pixel_shift(paths: list[Path], sizes: list[int], crop: int) -> list[list[str
                 scales.add(reduction(image, recipe))
         every = np.stack(diffs)
         scale = ", ".join(f"1/{s}" for s in sorted(scales))
-        rows.append([f"{size} px", scale, f"{every.max()}", f"{every.mean():.3f}", f"{(every > 0).mean():.1%}"])
+        rows.append(
+            [f"{size} px", scale, f"{every.max()}", f"{every.mean():.3f}", f"{(every > 0).mean():.1%}"]
+        )
     return rows
 
 
@@ -152,7 +162,10 @@ def run(args: argparse.Namespace) -> None:
         return
     from bloodcells.data.folder_layout import scan_folder
 
-    print(f"{os.cpu_count()} CPU cores, load average {', '.join(f'{v:.1f}' for v in os.getloadavg())} before starting\n")
+    print(
+        f"{os.cpu_count()} CPU cores, load average "
+        f"{', '.join(f'{v:.1f}' for v in os.getloadavg())} before starting\n"
+    )
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-folder-") as tmp:
         sets = []
@@ -161,7 +174,14 @@ def run(args: argparse.Namespace) -> None:
             sets.append((f"PBC sample ({len(sample)} files)", sample, args.crop, args.workers))
         else:
             print(f"PBC sample: skipped, {PBC_SAMPLE} absent")
-        sets.append((f"synthetic 360x363 ({args.files} files)", write_synthetic(Path(tmp) / "small", args.files), args.crop, args.workers))
+        sets.append(
+            (
+                f"synthetic 360x363 ({args.files} files)",
+                write_synthetic(Path(tmp) / "small", args.files),
+                args.crop,
+                args.workers,
+            )
+        )
         if args.large:
             large = [write_large(Path(tmp) / "large.jpg", args.large)]
             sets.append((f"synthetic {args.large}x{args.large} (1 file), crop null", large, None, [1]))
@@ -172,13 +192,41 @@ def run(args: argparse.Namespace) -> None:
                 pool = f"{r['pool_peak'] / 1e6:,.0f}" if n > 1 else "-"
                 eta = f"~{PBC_FILES / r['rate']:.0f} s" if len(paths) > 1 else "-"
                 failed = f", {r['failed']} undecodable" if r["failed"] else ""
-                rows.append([name + failed, f"{kib:,.0f}", str(n), f"{r['rate']:,.1f}", f"{r['cpu_rate']:,.1f}", f"{r['peak'] / 1e6:,.0f}", pool, eta])
+                rows.append(
+                    [
+                        name + failed,
+                        f"{kib:,.0f}",
+                        str(n),
+                        f"{r['rate']:,.1f}",
+                        f"{r['cpu_rate']:,.1f}",
+                        f"{r['peak'] / 1e6:,.0f}",
+                        pool,
+                        eta,
+                    ]
+                )
         print(f"## Decoding to {args.sizes} px, bicubic, crop {args.crop} (best of {args.repeats})\n")
-        header = ["files", "KiB each", "workers", "files/s", "per CPU-s", "peak MB (main)", "peak MB (a worker)", "PBC's 17,092"]
+        header = [
+            "files",
+            "KiB each",
+            "workers",
+            "files/s",
+            "per CPU-s",
+            "peak MB (main)",
+            "peak MB (a worker)",
+            "PBC's 17,092",
+        ]
         print(markdown_table(header, rows))
         if PBC_SAMPLE.is_dir():
-            print(f"\nPixels against a full-size decode, PBC sample, each size decoded alone, crop {args.crop}:\n")
-            print(markdown_table(["size", "JPEG scale", "max abs diff", "mean abs diff", "pixels changed"], pixel_shift(sample, args.sizes, args.crop)))
+            print(
+                f"\nPixels against a full-size decode, PBC sample, each size decoded alone, "
+                f"crop {args.crop}:\n"
+            )
+            print(
+                markdown_table(
+                    ["size", "JPEG scale", "max abs diff", "mean abs diff", "pixels changed"],
+                    pixel_shift(sample, args.sizes, args.crop),
+                )
+            )
     print()
     for line in machine_lines(frameworks=False):
         print(line)

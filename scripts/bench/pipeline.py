@@ -39,7 +39,9 @@ REAL_PARAMS = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reps", type=int, default=5, help="timed runs of each command (default: 5)")
     where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--real", action="store_true", help="a copy of the project on the real 28 and 64 px data")
+    where.add_argument(
+        "--real", action="store_true", help="a copy of the project on the real 28 and 64 px data"
+    )
     where.add_argument("--repo", type=Path, help="time this up-to-date project checkout")
     where.add_argument("--smoke", action="store_true", help="a one-stage DVC repository (seconds)")
 
@@ -147,7 +149,8 @@ def run(args: argparse.Namespace) -> None:
             rows.append(first_repro(repo))
             times = time_no_op(repo, args.reps)
         project = (
-            f"a temporary git + DVC copy of the project on the real files in {REAL_DATA}; params {REAL_PARAMS}"
+            f"a temporary git + DVC copy of the project on the real files in {REAL_DATA}; "
+            f"params {REAL_PARAMS}"
             if args.real
             else "a temporary one-stage DVC repository (smoke)"
         )
@@ -163,7 +166,10 @@ def run(args: argparse.Namespace) -> None:
     print("## Pipeline overhead\n")
     print(markdown_table(["command", "seconds (median)", "range", "load"], no_op_rows + rows))
     print()
-    print(f"- {args.reps} timed runs of each, alternating; DVC {run_in(Path.cwd(), 'dvc', '--version').stdout.strip()}")
+    print(
+        f"- {args.reps} timed runs of each, alternating; "
+        f"DVC {run_in(Path.cwd(), 'dvc', '--version').stdout.strip()}"
+    )
     print(f"- project: {project}")
     for line in machine_lines(frameworks=False):
         print(line)

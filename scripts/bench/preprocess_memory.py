@@ -35,7 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", type=Path, help="where to make the temporary folders (default: /tmp)")
 
 
-def write_member(archive: zipfile.ZipFile, name: str, shape: tuple[int, ...], chunks: Iterator[np.ndarray]) -> None:
+def write_member(
+    archive: zipfile.ZipFile, name: str, shape: tuple[int, ...], chunks: Iterator[np.ndarray]
+) -> None:
     """One uint8 .npy member of `shape`, streamed from `chunks` (rows in order), never whole in memory."""
     with archive.open(f"{name}.npy", "w", force_zip64=True) as f:
         np.lib.format.write_array_header_2_0(f, {"descr": "|u1", "fortran_order": False, "shape": shape})
@@ -105,7 +107,9 @@ def run(args: argparse.Namespace) -> None:
     print("## Preprocess peak memory (shape-true synthetic MedMNIST files)\n")
     header = ["size", "images", "uint8 arrays written (MB)", "peak resident set (MB)", "peak / written"]
     print(markdown_table(header, rows))
-    print("\n- target: peak <= 2x the arrays written; `python -m stages.preprocess` in a child, peak from wait4")
+    print(
+        "\n- target: peak <= 2x the arrays written; `python -m stages.preprocess` in a child, peak from wait4"
+    )
     print(f"- splits {counts}, random pixels, uncompressed npz input")
     for line in machine_lines(frameworks=False):
         print(line)

@@ -92,15 +92,25 @@ def run(args: argparse.Namespace) -> None:
     steps_per_epoch = -(-len(labels) // batch)
 
     def make_model(augmented: bool) -> keras.Model:
-        model = create_model(args.model, (args.size,) * 2 + (3,), N_CLASSES, augment if augmented else None, hparams)
-        model.compile(optimizer=make_optimizer(train, steps_per_epoch), loss=make_loss(train), metrics=["accuracy"])
+        model = create_model(
+            args.model, (args.size,) * 2 + (3,), N_CLASSES, augment if augmented else None, hparams
+        )
+        model.compile(
+            optimizer=make_optimizer(train, steps_per_epoch), loss=make_loss(train), metrics=["accuracy"]
+        )
         return model
 
     ours = make_inputs(Split(images, labels), batch, shuffle=True, seed=0, one_hot=one_hot)
     targets = np.eye(N_CLASSES, dtype="float32")[labels] if one_hot else labels
     generator = tf.keras.preprocessing.image.ImageDataGenerator(**IDG_SETTINGS)
     reference = generator.flow(images.astype("float32"), targets, batch_size=batch, shuffle=True, seed=0)
-    feeds = dict(zip(PATHS, [(make_model(True), ours), (make_model(False), ours), (make_model(False), reference)]))
+    feeds = dict(
+        zip(
+            PATHS,
+            [(make_model(True), ours), (make_model(False), ours), (make_model(False), reference)],
+            strict=True,
+        )
+    )
 
     layers = augmentation_layers(augment)
 
@@ -146,21 +156,24 @@ def run(args: argparse.Namespace) -> None:
         f"- training, ours + augmentation vs ImageDataGenerator: {rate[PATHS[0]] / rate[PATHS[2]]:.2f}x per "
         f"second, {cpu[PATHS[0]] / cpu[PATHS[2]]:.2f}x per CPU-second (target >= 5x)"
     )
+    ours_alone, plain_alone, idg_alone = (alone[name][1] for name in PATHS)
     print(
-        f"- input path alone, per CPU-second, vs ImageDataGenerator: {alone[PATHS[0]][1] / alone[PATHS[2]][1]:.1f}x "
-        f"with our augmentation on the CPU; {alone[PATHS[1]][1] / alone[PATHS[2]][1]:.1f}x where it runs on an "
+        f"- input path alone, per CPU-second, vs ImageDataGenerator: {ours_alone / idg_alone:.1f}x "
+        f"with our augmentation on the CPU; {plain_alone / idg_alone:.1f}x where it runs on an "
         "accelerator (inside the model), leaving the CPU only the uint8 batches to feed"
     )
+    cost, cost_cpu = (100 * (1 - r[PATHS[0]] / r[PATHS[1]]) for r in (rate, cpu))
     print(
-        f"- cost of augmentation in training: {100 * (1 - rate[PATHS[0]] / rate[PATHS[1]]):+.1f}% per second, "
-        f"{100 * (1 - cpu[PATHS[0]] / cpu[PATHS[1]]):+.1f}% per CPU-second, vs none (target <= 10%)"
+        f"- cost of augmentation in training: {cost:+.1f}% per second, {cost_cpu:+.1f}% per CPU-second, "
+        "vs none (target <= 10%)"
     )
     print(f"- our augmentation layers: {', '.join(layer.name for layer in layers) or 'none'}")
     idg = ", ".join(f"{k}={v}" for k, v in IDG_SETTINGS.items())
     print(f"- reference: ImageDataGenerator({idg}).flow(float32 arrays), fed to model.fit as it is")
     print(f"- data: {source}")
     print(
-        f"- training: {args.rounds} interleaved round(s) of {args.warmup} warm-up + {args.steps} timed batches "
+        f"- training: {args.rounds} interleaved round(s) of {args.warmup} warm-up + {args.steps} timed "
+        "batches "
         f"per path, optimizer {train.optimizer}, balanced class weights, {wall:.0f} s in all; "
         f"input path alone: {args.steps} batches, load {input_load:.1f}"
     )

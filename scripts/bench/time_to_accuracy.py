@@ -24,17 +24,28 @@ from typing import Any
 
 import numpy as np
 
-from scripts.bench.common import REAL_DATA, BenchError, machine_lines, markdown_table, parse_overrides, recipe_params
+from scripts.bench.common import (
+    REAL_DATA,
+    BenchError,
+    machine_lines,
+    markdown_table,
+    parse_overrides,
+    recipe_params,
+)
 
 DEFAULT_DATA = REAL_DATA / "bloodmnist.npz"
 PREDICT_BATCH = 256
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--a", type=Path, default=None, help="recipe A, a configs/*.yaml (default: params.yaml)")
+    parser.add_argument(
+        "--a", type=Path, default=None, help="recipe A, a configs/*.yaml (default: params.yaml)"
+    )
     parser.add_argument("--b", type=Path, default=Path("configs/report_skip.yaml"), help="recipe B")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="a MedMNIST-format npz at 28 px")
-    parser.add_argument("--target", type=float, default=0.9760, help="test accuracy to reach (default 0.9760)")
+    parser.add_argument(
+        "--target", type=float, default=0.9760, help="test accuracy to reach (default 0.9760)"
+    )
     parser.add_argument("--max-epochs", type=int, help="cap on each recipe's train.epochs")
     parser.add_argument("--full", action="store_true", help="train every epoch, not only up to the target")
     parser.add_argument("-S", "--set-param", action="append", default=[], help="override for both, key=value")
@@ -76,7 +87,9 @@ class Runner:
         self.n_classes = int(max(int(split.labels.max()) for split in self.splits.values()) + 1)
         keras.utils.set_random_seed(self.params.seed)
         shape = tuple(self.splits["train"].images.shape[1:])
-        self.model = create_model(self.params.model, shape, self.n_classes, self.params.augment, model_hparams(self.params))
+        self.model = create_model(
+            self.params.model, shape, self.n_classes, self.params.augment, model_hparams(self.params)
+        )
         steps = -(-len(labels) // train.batch_size)
         self.model.compile(
             optimizer=make_optimizer(train, steps),
@@ -102,7 +115,9 @@ class Runner:
 
         train, epoch = self.params.train, len(self.history)
         batches = dict(batch_size=train.batch_size, seed=self.params.seed, one_hot=self.one_hot)
-        inputs = make_inputs(self.splits["train"], shuffle=True, first_epoch=epoch, epochs=epoch + 1, **batches)
+        inputs = make_inputs(
+            self.splits["train"], shuffle=True, first_epoch=epoch, epochs=epoch + 1, **batches
+        )
         val = make_inputs(self.splits["val"], shuffle=False, **batches)
         start = time.perf_counter()
         fit = self.model.fit(
@@ -116,7 +131,9 @@ class Runner:
         logs = {key: float(values[-1]) for key, values in fit.history.items()}
         self.history.append(logs)
         optimizer = self.model.optimizer
-        if train.schedule == "plateau" and plateau_decays([h["val_loss"] for h in self.history], train, PLATEAU_MIN_DELTA):
+        if train.schedule == "plateau" and plateau_decays(
+            [h["val_loss"] for h in self.history], train, PLATEAU_MIN_DELTA
+        ):
             rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
             optimizer.learning_rate = max(rate * train.lr_factor, train.min_lr)
         self.train_seconds += time.perf_counter() - start
@@ -188,7 +205,10 @@ def run(args: argparse.Namespace) -> None:
             runner.epoch()
             accuracy = runner.score(args.target, args.full)
             row += [f"{accuracy:.4f}", f"{runner.train_seconds:,.1f}"]
-            print(f"epoch {epoch} {runner.name}: test accuracy {accuracy:.4f}, {runner.train_seconds:.1f} s", flush=True)
+            print(
+                f"epoch {epoch} {runner.name}: test accuracy {accuracy:.4f}, {runner.train_seconds:.1f} s",
+                flush=True,
+            )
         rows.append(row)
 
     a, b = runners
@@ -206,7 +226,10 @@ def run(args: argparse.Namespace) -> None:
         print(f"- ratio {b.name} / {a.name}: {b.reached[1] / a.reached[1]:.2f}x (target >= 5x)")
     else:
         print("- ratio: not available (a recipe did not reach the target)")
-    print(f"- data: {'synthetic 28 px (smoke)' if args.smoke else args.data}; {len(splits['train'].labels)} train images")
+    print(
+        f"- data: {'synthetic 28 px (smoke)' if args.smoke else args.data}; "
+        f"{len(splits['train'].labels)} train images"
+    )
     print("- train time: model.fit of each epoch with its validation, not the test scoring; same process")
     for line in machine_lines():
         print(line)
