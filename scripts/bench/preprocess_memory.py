@@ -108,7 +108,8 @@ def run(args: argparse.Namespace) -> None:
     header = ["size", "images", "uint8 arrays written (MB)", "peak resident set (MB)", "peak / written"]
     print(markdown_table(header, rows))
     print(
-        "\n- target: peak <= 2x the arrays written; `python -m stages.preprocess` in a child, peak from wait4"
+        "\n- target: peak <= 2x the arrays written; `python -m stages.preprocess` in a child process, its"
+        " peak resident set from GNU time (%M), or wait4 without it"
     )
     print(f"- splits {counts}, random pixels, uncompressed npz input")
     for line in machine_lines(frameworks=False):
