@@ -4,7 +4,7 @@ MedMNIST's recipe: centre-crop a square of side `crop` (the largest centred squa
 smaller, or when `crop` is None), then resize that square to each size with one filter. EXIF
 orientation is applied first, and any mode (grayscale, RGBA, palette, 16-bit) becomes 8-bit RGB.
 A file that cannot be decoded is never fatal: its reason is returned in place of its pixels.
-Used by the folder data source (stages/folder.py) and scripts/bench_folder.py.
+Used by the folder data source (bloodcells/data/folder.py) and `python -m scripts.bench folder`.
 """
 
 from __future__ import annotations
