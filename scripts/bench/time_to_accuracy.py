@@ -57,7 +57,7 @@ def check_arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) -
         args.max_epochs = args.max_epochs or 1
     elif not args.data.exists():
         parser.error(f"--data {args.data}: no such file (the rebuild is in {REAL_DATA})")
-    if args.max_epochs is not None and args.max_epochs < 1 or not 0 < args.target <= 1:
+    if (args.max_epochs is not None and args.max_epochs < 1) or not 0 < args.target <= 1:
         parser.error("--max-epochs must be at least 1 and --target in (0, 1]")
 
 
@@ -184,8 +184,6 @@ def run(args: argparse.Namespace) -> None:
         splits = load_splits(data)
     size = splits["train"].images.shape[1]
     overrides = {**parse_overrides(args.set_param), "train.size": size, "data.sizes": [size]}
-    if args.smoke:
-        overrides["preprocess.check_split_sizes"] = False
     runners = []
     for config in (args.a, args.b):
         params = recipe_params(config, overrides)
