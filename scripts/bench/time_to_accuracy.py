@@ -153,7 +153,7 @@ class Runner:
         if accuracy >= target and self.reached is None:
             self.reached = (len(self.history), self.train_seconds)
             if not full:
-                self.stopped = self.stopped or f"target reached in epoch {len(self.history)}"
+                self.stopped = f"target reached in epoch {len(self.history)}"
         return accuracy
 
 
