@@ -49,7 +49,7 @@ from bloodcells.evaluation.metrics import (
     one_vs_rest_aucs,
     per_class_report,
 )
-from bloodcells.evaluation.trust import TrustReport, trust_report
+from bloodcells.evaluation.trust import TrustReport, matching_temperature, trust_report
 from bloodcells.evaluation.tta import predict_probabilities
 
 PREDICT_BATCH = 256
@@ -242,19 +242,22 @@ def evaluate_model(params: Params) -> dict[str, Any]:
 
     scores, seconds = timed_predict(predict, images, PREDICT_BATCH)
     val = load_split(folder, "val", mmap=False)
+    val_scores = predict(np.asarray(val.images))
+    temperature, source = matching_temperature(card, settings.tta_views, val_scores, val.labels)
     trust = trust_report(
         y_true,
         scores,
         val.labels,
-        predict(np.asarray(val.images)),
+        val_scores,
         classes,
-        float(card.get("temperature", 1.0)),  # cards from before temperature scaling: unscaled
+        temperature,
         settings.calibration_bins,
         settings.bootstrap_resamples,
         params.seed,
         settings.referral_target_accuracy,
     )
     metrics = classification_metrics(y_true, scores, settings.calibration_bins) | trust.metrics
+    metrics["temperature_source"] = source
     metrics |= {
         "parameters": card["parameters"],
         "model_size_mb": file_size_mb(MODEL_FILE),

@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from bloodcells.core.params import ParamsError, parse_params
-from bloodcells.evaluation.trust import trust_report
+from bloodcells.evaluation.calibration import fit_temperature
+from bloodcells.evaluation.trust import matching_temperature, trust_report
 from tests.conftest import PROJECT
 
 CLASSES = ["a", "b", "c"]
@@ -98,3 +99,12 @@ def test_a_wrong_value_fails_in_one_line_naming_the_key(key, value, message):
     with pytest.raises(ParamsError) as error:
         parse_params(raw)
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_the_card_temperature_serves_predictions_like_those_it_was_fitted_on_and_is_refitted_otherwise():
+    val_true, val_scores = scored(400, seed=2)
+    card = {"temperature": 0.7, "temperature_fit": {"split": "val", "views": 1}}
+    assert matching_temperature(card, 1, val_scores, val_true) == (0.7, "model card (val, 1 view)")
+    refitted, source = matching_temperature(card, 8, val_scores, val_true)
+    assert source == "refitted on val at 8 views" and refitted == fit_temperature(val_scores, val_true)
+    assert matching_temperature({}, 1, val_scores, val_true)[1] == "refitted on val at 1 view"

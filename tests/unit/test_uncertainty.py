@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score
 
 from bloodcells.evaluation.uncertainty import (
     accuracy_at_coverage,
     aurc,
     bootstrap_intervals,
-    confusion_matrices,
     curve_rows,
     mcnemar_exact,
     metrics_of_confusions,
+    observed_confusion,
     referral_threshold,
+    resampled_confusions,
     risk_coverage,
     selective_summary,
-    stratified_resamples,
 )
 
 
@@ -32,20 +32,21 @@ def noisy_predictions(
     return y_true, y_pred
 
 
-def test_resamples_keep_each_class_count_and_draw_only_that_class():
-    y_true = np.array([0, 0, 0, 1, 1, 2])
-    index = stratified_resamples(y_true, n_resamples=50, seed=1)
-    assert index.shape == (50, 6)
-    for row in index:
-        assert np.bincount(y_true[row], minlength=3).tolist() == [3, 2, 1]
-    assert set(index[:, 5]) == {5}  # the only image of class 2 is drawn every time
+def test_resamples_keep_each_class_count_and_average_to_the_observed_confusion():
+    y_true, y_pred = noisy_predictions(300, 4, 0.8)
+    observed = observed_confusion(y_true, y_pred, 4)
+    assert (observed == confusion_matrix(y_true, y_pred)).all()
+    matrices = resampled_confusions(y_true, y_pred, 4, n_resamples=4000, seed=1)
+    assert matrices.shape == (4000, 4, 4)
+    assert (matrices.sum(axis=2) == observed.sum(axis=1)).all()  # every resample: each class's count
+    assert (matrices[:, observed == 0] == 0).all()  # never a cell no image is in
+    assert matrices.mean(axis=0) == pytest.approx(observed, abs=0.5)
 
 
 def test_metrics_of_one_confusion_matrix_match_scikit_learn():
     y_true, y_pred = noisy_predictions(500, 5, 0.7)
     y_pred[y_pred == 4] = 3  # class 4 never predicted: its F1 is 0
-    identity = np.arange(len(y_true))[None]
-    values = metrics_of_confusions(confusion_matrices(y_true, y_pred, 6, identity))  # class 5 absent
+    values = metrics_of_confusions(observed_confusion(y_true, y_pred, 6)[None])  # class 5 absent
     assert values["accuracy"][0] == pytest.approx(accuracy_score(y_true, y_pred))
     assert values["balanced_accuracy"][0] == pytest.approx(balanced_accuracy_score(y_true, y_pred))
     macro = f1_score(y_true, y_pred, labels=np.arange(6), average="macro", zero_division=0)
