@@ -146,12 +146,15 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         values = [cell(row["metrics"].get(key), scale, decimals) for _, key, scale, decimals in COLUMNS]
         values += [paired_cell(row)] if paired else []
         lines.append("| " + " | ".join([row["experiment"], row["model"], *values]) + " |")
-    if paired:
-        missing = [
-            f"{row['experiment']}: {row['paired']}" for row in rows if isinstance(row.get("paired"), str)
-        ]
-        lines += ["", PAIRED_NOTE + "".join(f"\n- n/a, {why}" for why in missing)]
     return "\n".join(lines) + "\n"
+
+
+def paired_note(rows: list[dict[str, Any]]) -> str:
+    """What the `p vs best` column means, and why a run has none; empty without the column."""
+    if not any("paired" in row for row in rows):
+        return ""
+    missing = [f"{row['experiment']}: {row['paired']}" for row in rows if isinstance(row.get("paired"), str)]
+    return PAIRED_NOTE + "".join(f"\n- n/a, {why}" for why in missing) + "\n"
 
 
 def bar_chart(rows: list[dict[str, Any]]):
@@ -199,7 +202,7 @@ def render(out: Path) -> str:
             f"compare_models: no commit or experiment has {EVALUATE_METRICS}; run some experiments first"
         )
     out.mkdir(parents=True, exist_ok=True)
-    table = markdown_table(rows)
+    table = markdown_table(rows) + "\n" + paired_note(rows)
     (out / "model_comparison.md").write_text(table)
     figure = bar_chart(rows)
     figure.savefig(out / "model_comparison.png", dpi=110, metadata={"Software": None})

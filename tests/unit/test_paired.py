@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bloodcells.evaluation.paired import compare_revisions, parse_predictions, predictions_text
-from scripts.compare_models import add_paired_tests, markdown_table
+from scripts.compare_models import add_paired_tests, markdown_table, paired_note
 from scripts.pr_report import paired_section
 from tests.conftest import run
 
@@ -84,13 +84,15 @@ def test_the_comparison_table_tests_every_run_against_the_best(repo):
         {"experiment": "exp-old", "rev": revs[2], "model": "baseline", "metrics": {"accuracy": 0.5}},
     ]
     table = markdown_table(add_paired_tests(rows, repo)).splitlines()
+    note = paired_note(rows).splitlines()
     assert table[0].endswith("| p vs best |")
     assert table[2].endswith("| best |")
     assert table[3].endswith("| 1.000 (1/0) |")
     assert table[4].endswith("| 0.002 (10/0) |")
     assert table[5].endswith("| n/a |")
-    assert "McNemar's exact test" in table[7]
-    assert table[8] == "- n/a, exp-old: " + rows[3]["paired"]
+    assert len(table) == 6 and "McNemar's exact test" in note[0]
+    assert note[1:] == ["- n/a, exp-old: " + rows[3]["paired"]]
+    assert paired_note(rows[:1]) == ""  # one run: nothing to test
 
 
 def test_the_pull_request_report_says_whether_the_change_is_chance(repo, monkeypatch):
