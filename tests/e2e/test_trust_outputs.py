@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.chromium import find_chromium, render, scan
 from tests.conftest import run, set_params
 
 pytestmark = pytest.mark.slow
@@ -73,3 +74,16 @@ def test_the_pr_report_pairs_the_base_commit_with_the_workspace(project_repo):
     report = run(project_repo, "python", "-m", "scripts.pr_report", "--base", "HEAD").stdout
     metrics = report.split("### Metrics", 1)[1].split("### Params", 1)[0]
     assert "Paired test: of 48 test images, " in metrics and "McNemar's exact p = " in metrics
+
+
+def test_the_new_plots_render_offline(reproduced_repo, tmp_path):
+    """Risk-coverage, and the reliability diagram with its dashed temperature-scaled curve, draw lines."""
+    browser = find_chromium()
+    if browser is None:
+        pytest.skip("Chromium absent (Debian: apt-get install chromium): the page was not loaded")
+    run(reproduced_repo, "dvc", "plots", "show", "-o", str(tmp_path / "show"))
+    dom, console = render(browser, tmp_path / "show/index.html")
+    marks = scan(dom).marks
+    for plot_id in ("Risk-coverage (selective prediction)", "Calibration (reliability)"):
+        assert {"svg", "mark-line"} <= marks.get(plot_id, set()), (plot_id, marks.get(plot_id))
+    assert not [line for line in console if "error" in line.lower()]
