@@ -4,10 +4,10 @@ The pull-request workflow (.github/workflows/pr.yml) reproduces the pipeline and
 as a PR comment; run it yourself the same way, from the project root, after `dvc repro`:
     python -m scripts.pr_report --base main > report.md
 Metrics and params come from `dvc metrics diff` / `dvc params diff`, with McNemar's exact test of
-the base's and the workspace's outcomes on the same test images beside them (is the change in
-accuracy more than chance?); a plot counts as changed when
-one of its files (git-tracked outputs, cache: false) differs from the base's. Changed images are
-embedded with paths relative to the project root, so `cml comment create --publish` can upload them.
+the base's and the workspace's outcomes on the same test images under the metrics (is the change in
+accuracy more than chance?). A plot counts as changed when one of its files (git-tracked outputs,
+cache: false) differs from the base's. Changed images are embedded with paths relative to the
+project root, so `cml comment create --publish` can upload them.
 """
 
 from __future__ import annotations
