@@ -84,6 +84,9 @@ def test_the_new_plots_render_offline(reproduced_repo, tmp_path):
     run(reproduced_repo, "dvc", "plots", "show", "-o", str(tmp_path / "show"))
     dom, console = render(browser, tmp_path / "show/index.html")
     marks = scan(dom).marks
-    for plot_id in ("Risk-coverage (selective prediction)", "Calibration (reliability)"):
+    for plot_id in (
+        "Risk-coverage__selective_prediction_",
+        "Calibration__reliability_",
+    ):  # ids as dvc writes them
         assert {"svg", "mark-line"} <= marks.get(plot_id, set()), (plot_id, marks.get(plot_id))
     assert not [line for line in console if "error" in line.lower()]
