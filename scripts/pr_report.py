@@ -3,9 +3,11 @@
 The pull-request workflow (.github/workflows/pr.yml) reproduces the pipeline and posts this report
 as a PR comment; run it yourself the same way, from the project root, after `dvc repro`:
     python -m scripts.pr_report --base main > report.md
-Metrics and params come from `dvc metrics diff` / `dvc params diff`; a plot counts as changed when
-one of its files (git-tracked outputs, cache: false) differs from the base's. Changed images are
-embedded with paths relative to the project root, so `cml comment create --publish` can upload them.
+Metrics and params come from `dvc metrics diff` / `dvc params diff`, with McNemar's exact test of
+the base's and the workspace's outcomes on the same test images under the metrics (is the change in
+accuracy more than chance?). A plot counts as changed when one of its files (git-tracked outputs,
+cache: false) differs from the base's. Changed images are embedded with paths relative to the
+project root, so `cml comment create --publish` can upload them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from bloodcells.evaluation.paired import WORKSPACE, compare_revisions, verdict
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".svg"}
 
@@ -79,12 +83,20 @@ def plots_section(definitions: dict[str, list[str]], base: str) -> str:
     return "\n\n".join(["\n".join(lines), *images]).strip()
 
 
+def paired_section(base: str) -> str:
+    """McNemar's exact test of the base's test outcomes against the workspace's, as one paragraph."""
+    test = compare_revisions(base, WORKSPACE)
+    if isinstance(test, str):
+        return f"Paired test: none ({test})."
+    return "Paired test: " + verdict(test, "the base", "this pull request")
+
+
 def build_report(base: str, title: str, note: str = "") -> str:
-    """The whole comment: metrics diff, params diff and changed plots against `base`."""
+    """The whole comment: metrics diff with the paired test, params diff and changed plots against `base`."""
     metrics = dvc_markdown("metrics", "diff", base) or "No metric changed."
     params = dvc_markdown("params", "diff", base) or "No param changed."
     definitions = plot_definitions(yaml.safe_load(Path("dvc.yaml").read_text()) or {})
-    parts = [f"## {title}", note, "### Metrics", metrics, "### Params", params]
+    parts = [f"## {title}", note, "### Metrics", metrics, paired_section(base), "### Params", params]
     parts += ["### Plots", plots_section(definitions, base)]
     return "\n\n".join(part for part in parts if part) + "\n"
 

@@ -134,6 +134,8 @@ class EvaluateParams(_Group):
     mistakes: Annotated[int, Field(ge=0)]
     gradcam_per_class: Annotated[int, Field(ge=0)]
     calibration_bins: Count
+    bootstrap_resamples: Annotated[int, Field(strict=False, ge=100)]
+    referral_target_accuracy: Annotated[float, Field(gt=0.0, le=1.0)]
 
 
 class Params(_Group):

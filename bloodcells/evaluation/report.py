@@ -4,6 +4,7 @@ Predictions average `evaluate.tta_views` rotations/flips of each test image (tes
 augmentation). The headline figures go to metrics/evaluate/metrics.json (what `dvc exp show` and
 `dvc metrics diff` compare); every figure, per-class rows, plot data and images go beside it. All
 outputs are written into staging folders that replace the old ones only when everything succeeded.
+The validation split is predicted too: the referral threshold is chosen on it (see trust.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from bloodcells.core.paths import (
     EVAL_PLOTS_DIR,
     MODEL_CARD,
     MODEL_FILE,
+    PREDICTIONS_FILE,
     TRAIN_METRICS_DIR,
     preprocessed_dir,
 )
@@ -47,11 +49,15 @@ from bloodcells.evaluation.metrics import (
     one_vs_rest_aucs,
     per_class_report,
 )
+from bloodcells.evaluation.trust import TrustReport, matching_temperature, trust_report
 from bloodcells.evaluation.tta import predict_probabilities
 
 PREDICT_BATCH = 256
 # The figures `dvc exp show` and `dvc metrics diff` compare; the rest is in report.json beside them.
-HEADLINE = ("accuracy", "macro_f1", "auc", "ece", "train_seconds")
+HEADLINE = ("accuracy", "accuracy_ci_lower", "accuracy_ci_upper")
+HEADLINE += ("macro_f1", "macro_f1_ci_lower", "macro_f1_ci_upper")
+HEADLINE += ("auc", "ece", "ece_calibrated", "coverage_95_accuracy", "referral_coverage", "train_seconds")
+PREDICTION_COLUMNS = ["index", "true", "predicted", "confidence"]
 
 
 def read_card(path: Path = MODEL_CARD) -> dict[str, Any]:
@@ -119,6 +125,14 @@ def write_tables(
     return per_class
 
 
+def write_trust_tables(folder: Path, trust: TrustReport) -> None:
+    """The calibrated reliability curve, the risk-coverage curve, every test outcome and the referrals."""
+    write_csv(folder / "calibration_temperature_scaled.csv", trust.calibration_scaled)
+    write_csv(folder / "risk_coverage.csv", trust.risk_coverage)
+    write_csv(folder / PREDICTIONS_FILE.name, trust.predictions, PREDICTION_COLUMNS)
+    write_csv(folder / "referrals.csv", trust.referrals, PREDICTION_COLUMNS)
+
+
 def draw_figures(
     folder: Path,
     model: keras.Model,
@@ -128,6 +142,7 @@ def draw_figures(
     classes: list[str],
     params: Params,
     ece: float,
+    trust: TrustReport,
 ) -> None:
     """The report's PNGs: confusion, ROC+PR, calibration, training curves, samples, mistakes, Grad-CAM."""
     settings, seed = params.evaluate, params.seed
@@ -139,7 +154,17 @@ def draw_figures(
         plots.confusion_figure(confusion(y_true, y_pred, len(classes)), classes), folder / "confusion.png"
     )
     save_figure(plots.curves_figure(roc, pr, aucs), folder / "roc_pr.png")
-    save_figure(plots.calibration_figure(bins, settings.calibration_bins, ece), folder / "calibration.png")
+    calibration = plots.calibration_figure(
+        bins,
+        settings.calibration_bins,
+        ece,
+        trust.calibration_scaled,
+        trust.metrics["ece_calibrated"],
+        trust.metrics["temperature"],
+    )
+    save_figure(calibration, folder / "calibration.png")
+    risk = plots.risk_coverage_figure(trust.risk_coverage, trust.metrics["aurc"], trust.metrics["referral"])
+    save_figure(risk, folder / "risk_coverage.png")
     if curves := read_training_curves(TRAIN_METRICS_DIR):
         save_figure(plots.training_figure(curves), folder / "training.png")
     samples = pick_per_class(y_true, settings.samples_per_class, seed)
@@ -205,13 +230,32 @@ def evaluate_model(params: Params) -> dict[str, Any]:
     settings, size = params.evaluate, params.train.size
     card = read_card()
     classes = card["classes"]
-    test = load_split(require(preprocessed_dir(size), f"preprocess@{size}"), "test", mmap=False)
+    folder = require(preprocessed_dir(size), f"preprocess@{size}")
+    test = load_split(folder, "test", mmap=False)
     images, y_true = np.asarray(test.images), test.labels
     model = load_trained_model()
-    scores, seconds = timed_predict(
-        lambda x: predict_probabilities(model, x, PREDICT_BATCH, settings.tta_views), images, PREDICT_BATCH
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return predict_probabilities(model, x, PREDICT_BATCH, settings.tta_views)
+
+    scores, seconds = timed_predict(predict, images, PREDICT_BATCH)
+    val = load_split(folder, "val", mmap=False)
+    val_scores = predict(np.asarray(val.images))
+    temperature, source = matching_temperature(card, settings.tta_views, val_scores, val.labels)
+    trust = trust_report(
+        y_true,
+        scores,
+        val.labels,
+        val_scores,
+        classes,
+        temperature,
+        settings.calibration_bins,
+        settings.bootstrap_resamples,
+        params.seed,
+        settings.referral_target_accuracy,
     )
-    metrics = classification_metrics(y_true, scores, settings.calibration_bins)
+    metrics = classification_metrics(y_true, scores, settings.calibration_bins) | trust.metrics
+    metrics["temperature_source"] = source
     metrics |= {
         "parameters": card["parameters"],
         "model_size_mb": file_size_mb(MODEL_FILE),
@@ -226,7 +270,10 @@ def evaluate_model(params: Params) -> dict[str, Any]:
     with staged_folders(EVAL_METRICS_DIR, EVAL_PLOTS_DIR) as (metrics_dir, plots_dir):
         bins = calibration_bins(y_true, scores, settings.calibration_bins)
         per_class = write_tables(plots_dir, y_true, scores, classes, bins)
-        draw_figures(plots_dir / "images", model, images, y_true, scores, classes, params, metrics["ece"])
+        write_trust_tables(plots_dir, trust)
+        draw_figures(
+            plots_dir / "images", model, images, y_true, scores, classes, params, metrics["ece"], trust
+        )
         metrics["eval_peak_memory_mb"] = peak_memory_mb()
         write_json(metrics_dir / "per_class.json", per_class)
         write_json(metrics_dir / "report.json", metrics)

@@ -2,7 +2,8 @@
 
 The card (models/model.json) holds what is needed to rebuild and judge the model without the
 pipeline: architecture and hyperparameters, recipe, seed, classes, input shape, how the images were
-decoded, and the run's summary.
+decoded, the run's summary, and the temperature that calibrates its confidences (fitted on the
+validation split once the best epoch's weights are back).
 """
 
 from __future__ import annotations
@@ -20,8 +21,27 @@ from bloodcells.core.paths import CLASS_WEIGHTS_FILE, MODEL_CARD, MODEL_FILE, pr
 from bloodcells.core.stage import require
 from bloodcells.data.class_weights import read_class_weights
 from bloodcells.data.splits import Split, load_split, load_summary
+from bloodcells.evaluation.calibration import fit_temperature, negative_log_likelihood
 from bloodcells.training.devices import distribution, set_determinism, set_precision
 from bloodcells.training.loop import backup_dir, train_resumable
+
+VAL_PREDICT_BATCH = 256
+
+
+def fit_val_temperature(model: keras.Model, val: Split) -> dict[str, Any]:
+    """Temperature scaling fitted on the validation split (one view per image), with the NLL it changes."""
+    probs = np.asarray(model.predict(val.images, batch_size=VAL_PREDICT_BATCH, verbose=0), dtype=np.float64)
+    temperature = fit_temperature(probs, val.labels)
+    before = negative_log_likelihood(probs, val.labels, 1.0)
+    after = negative_log_likelihood(probs, val.labels, temperature)
+    print(
+        f"temperature {temperature:.4f} fitted on {len(val.labels)} val images: "
+        f"NLL {before:.4f} -> {after:.4f}"
+    )
+    return {
+        "temperature": temperature,
+        "temperature_fit": {"split": "val", "views": 1, "val_nll": before, "val_nll_calibrated": after},
+    }
 
 
 def train_model(params: Params) -> dict[str, Any]:
@@ -70,6 +90,7 @@ def train_model(params: Params) -> dict[str, Any]:
         "input_shape": summary["image_shape"],
         "decoding": summary.get("decoding"),
         **result,
+        **fit_val_temperature(model, val),
         "backend": keras.backend.backend(),
         "dtype_policy": policy,
     }
