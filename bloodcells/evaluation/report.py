@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +65,19 @@ def load_trained_model(path: Path = MODEL_FILE) -> keras.Model:
     import bloodcells.architectures  # noqa: F401  (registers the custom layers the file names)
 
     require(path, "train")
+    if not zipfile.is_zipfile(path):  # Keras says "File not found" of a file that is there but cut short
+        raise StageError(
+            f"{path}: not a complete .keras archive ({path.stat().st_size} bytes: truncated?); "
+            "rerun `dvc repro train` or restore it with `dvc checkout models/model.keras`"
+        )
     try:
-        return keras.saving.load_model(path)
-    except (ValueError, OSError, TypeError) as error:
+        return keras.saving.load_model(path)  # safe_mode: code inside the file is never run
+    except (ValueError, OSError, TypeError, KeyError, zipfile.BadZipFile) as error:
+        if "safe_mode" in str(error):
+            raise StageError(
+                f"{path}: refused: the file holds Python code (e.g. a Lambda layer) that loading would run; "
+                "only models this project's train stage writes are loaded"
+            ) from None
         raise StageError(f"{path}: not a loadable Keras model ({str(error).splitlines()[0]})") from None
 
 
@@ -88,7 +99,11 @@ def read_training_curves(live_dir: Path) -> dict[str, dict[str, list[tuple[int, 
             if path.exists():
                 with path.open() as f:
                     rows = list(csv.DictReader(f, delimiter="\t"))
-                curves.setdefault(metric, {})[split] = [(int(r["step"]), float(r[metric])) for r in rows]
+                try:
+                    points = [(int(r["step"]), float(r[metric])) for r in rows]
+                except (KeyError, TypeError, ValueError) as error:
+                    raise StageError(f"{path}: not dvclive's step/{metric} table ({error})") from None
+                curves.setdefault(metric, {})[split] = points
     return curves
 
 
