@@ -52,11 +52,23 @@ def test_a_stage_run_before_its_inputs_exist_says_which_stage_to_run_first(new_r
 def test_train_size_outside_data_sizes_is_refused_before_anything_runs(new_repo):
     repo = new_repo({"data.sizes": [28], "train.size": 64})
     result = run(repo, "dvc", "repro", check=False)
-    assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert "Traceback" not in output
-    assert "params.yaml: train.size 64 is not one of data.sizes [28]" in output
+    assert result.returncode != 0 and "Traceback" not in output
+    assert "download failed: params.yaml: train.size 64 is not one of data.sizes [28]" in output
     assert not (repo / "data/raw").exists() and not (repo / "data/preprocessed").exists()
+
+    # The usual case: a workspace that has run, then `-S train.size=64`. DVC used to delete
+    # data/class_weights.json and fail on the missing data/preprocessed/64/train_labels.npy.
+    set_params(repo, {"train.size": 28})
+    run(repo, "dvc", "repro", "class_weights")
+    weights = (repo / "data/class_weights.json").read_bytes()
+    set_params(repo, {"train.size": 64})
+    result = run(repo, "dvc", "repro", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "Traceback" not in output
+    assert "class_weights failed: params.yaml: train.size 64 is not one of data.sizes [28]" in output
+    assert (repo / "data/class_weights.json").read_bytes() == weights  # nothing deleted
+    assert not (repo / "models").exists()
 
 
 def test_empty_data_sizes_is_refused_before_anything_runs(new_repo):
