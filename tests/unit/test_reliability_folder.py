@@ -35,16 +35,21 @@ def write_images(folder: Path, n: int, value: int) -> list[Path]:
 
 
 def test_an_all_undecodable_folder_prints_the_skip_reasons_counted(tmp_path):
+    root = tmp_path / "images"
     for name in ("basophil", "eosinophil"):
-        (tmp_path / name).mkdir()
+        (root / name).mkdir(parents=True)
         for i in range(3):
-            (tmp_path / name / f"text_{i}.png").write_text("not a picture")
+            (root / name / f"text_{i}.png").write_text("not a picture")
     good = write_images(tmp_path / "scratch", 1, 100)[0].read_bytes()
-    (tmp_path / "eosinophil" / "cut.png").write_bytes(good[: len(good) // 2])  # a truncated PNG
-    with pytest.raises(FolderError) as error:
-        build_dataset(tmp_path, SIZES, folder_params(classes=["basophil", "eosinophil"]))
-    message = str(error.value)
-    assert "7 file(s) skipped: 6x not an image: format not recognised, 1x cannot decode" in message
+    (root / "eosinophil" / "cut.png").write_bytes(good[: len(good) // 2])  # a truncated PNG
+    for classes in (None, ["basophil", "eosinophil"]):
+        with pytest.raises(FolderError) as error:
+            build_dataset(root, SIZES, folder_params(classes=classes))
+        message = str(error.value)
+        assert "7 file(s) skipped: 6x not an image: format not recognised, 1x cannot decode" in message
+        if classes is None:  # the case
+            assert message.startswith("need at least two classes with usable images, found []; 7 file(s)")
+    assert message.startswith("folder.classes ['basophil', 'eosinophil'] have no usable images")
     assert "\n" not in message
 
 
