@@ -83,7 +83,8 @@ def scan_folder(root: Path, follow_external_links: bool = False) -> Scan:
     """Find the layout, the split folders, the class folders and every image-suffix file.
 
     A file reached through a symbolic link that leaves `root` (a link to a system file, or to an image
-    elsewhere) is left out with a counted warning unless `follow_external_links`.
+    elsewhere) is left out with a counted warning unless `follow_external_links`; `root` itself may
+    be a link.
     """
     if not root.exists():
         raise FolderError(f"data.path {str(root)!r}: no such folder")
@@ -125,7 +126,8 @@ def scan_folder(root: Path, follow_external_links: bool = False) -> Scan:
     if loose:
         warnings.append(f"{loose} image file(s) outside class folders ignored")
     external = [] if follow_external_links else refuse_external_links(root, files, warnings)
-    files = [file for file in files if file.path not in set(external)]
+    refused = set(external)
+    files = [file for file in files if file.path not in refused]
     if not files:
         raise FolderError(
             f"data.path {str(root)!r}: no images in class folders (expected <class>/<image> or "
