@@ -63,6 +63,7 @@ class FolderParams(_Group):
     split_seed: int
     crop: Count | None
     resize_filter: ResizeFilter
+    follow_external_links: bool
 
     @field_validator("classes")
     @classmethod

@@ -1,8 +1,9 @@
 """Validate one size's MedMNIST-format arrays and summarise them: counts, channel statistics, duplicates.
 
 MedMNIST files must come at MedMNIST's sizes (and split sizes, when checked); files built from an
-image folder may have any size and split sizes. Nothing here unpickles: npz members load with
-`allow_pickle=False`.
+image folder may have any size and split sizes. Grayscale sets (images (N, H, W)) become three equal
+channels, so every later stage and architecture sees (N, H, W, 3). Nothing here unpickles: npz
+members load with `allow_pickle=False`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,16 @@ def load_raw(path: Path) -> dict[str, np.ndarray]:
         raise PreprocessError(f"{path}: not a readable npz ({error})") from error
 
 
+def gray_to_rgb(images: np.ndarray) -> np.ndarray:
+    """Grayscale images (N, H, W) or (N, H, W, 1) as three equal channels (N, H, W, 3), any dtype kept.
+
+    Every architecture, ImageNet's pre-trained ones included, takes three channels; equal channels
+    carry exactly the grayscale information.
+    """
+    gray = images.reshape(images.shape[:3])
+    return np.repeat(gray[..., None], 3, axis=-1)
+
+
 def validate(
     arrays: dict[str, np.ndarray],
     size: int,
@@ -61,9 +72,12 @@ def validate(
     splits = {}
     for split in SPLITS:
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if images.shape[1:] in ((size, size), (size, size, 1)):  # grayscale MedMNIST (OrganAMNIST, ...)
+            images = gray_to_rgb(images)
         if images.ndim != 4 or images.shape[1:] != (size, size, 3):
             raise PreprocessError(
-                f"{source}: {split}_images has shape {images.shape}, expected (N, {size}, {size}, 3)"
+                f"{source}: {split}_images has shape {images.shape}, expected (N, {size}, {size}, 3) "
+                f"or grayscale (N, {size}, {size})"
             )
         if images.dtype != np.uint8:
             raise PreprocessError(f"{source}: {split}_images has dtype {images.dtype}, expected uint8")

@@ -1,10 +1,14 @@
 """Report figures as pure functions: arrays and rows in, a matplotlib Figure out; the caller saves it.
 
 Uses the Agg backend (no display needed). Class names are shortened to their first words for the
-figures ("immature granulocytes(myelocytes, ...)" -> "immature granulocytes").
+figures ("immature granulocytes(myelocytes, ...)" -> "immature granulocytes"). Names in a script
+matplotlib's own font lacks (CJK, say) are drawn with an installed font that has it (`drawable_names`),
+or, when none has, replaced by `class <label>` with a note in the figure, never drawn as boxes.
 """
 
 from __future__ import annotations
+
+from functools import cache
 
 import matplotlib
 
@@ -12,10 +16,56 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
+from matplotlib import font_manager, ft2font  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 WRONG, RIGHT = "#c62828", "#2e7d32"  # title colours of misclassified / correct images
+MAIN_FONT = "DejaVu Sans"  # matplotlib's own
+PLACEHOLDER_FONTS = ("Last Resort",)  # draws every character as a box: never a fallback
+
+
+@cache
+def font_characters(family: str) -> frozenset[int]:
+    """Code points of the file matplotlib would use for `family`."""
+    path = font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
+    return frozenset(ft2font.FT2Font(path).get_charmap())
+
+
+def installed_families() -> list[str]:
+    """Font families matplotlib knows, sorted, without placeholder fonts."""
+    names = {entry.name for entry in font_manager.fontManager.ttflist}
+    return sorted(name for name in names if not name.startswith(PLACEHOLDER_FONTS))
+
+
+def drawable_names(names: list[str]) -> tuple[list[str], str | None]:
+    """Class names as the figures can draw them, and a note for the figures (None when all drew).
+
+    Characters the main font lacks are looked up in every installed font; the fonts that have them
+    are appended to matplotlib's font list, which it falls back along glyph by glyph. A name that
+    no installed font can draw becomes `class <label>`, and the note says so.
+    """
+    chain, covered = [MAIN_FONT], set(font_characters(MAIN_FONT))
+    shown, undrawable = [], []
+    for label, name in enumerate(names):
+        missing = {ord(ch) for ch in short_name(name) if ch.isprintable()} - covered
+        for family in installed_families() if missing else []:
+            found = missing & font_characters(family)
+            if found:
+                chain.append(family)
+                covered |= font_characters(family)
+                missing -= found
+            if not missing:
+                break
+        shown.append(f"class {label}" if missing else name)
+        undrawable += [label] if missing else []
+    matplotlib.rcParams["font.family"] = chain
+    if not undrawable:
+        return shown, None
+    return shown, (
+        f"class {', '.join(map(str, undrawable))}: name not drawable, no installed font has its characters "
+        "(install one, e.g. Noto Sans CJK); the names are in report.json"
+    )
 
 
 def short_name(name: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +71,19 @@ def load_trained_model(path: Path = MODEL_FILE) -> keras.Model:
     import bloodcells.architectures  # noqa: F401  (registers the custom layers the file names)
 
     require(path, "train")
+    if not zipfile.is_zipfile(path):  # Keras says "File not found" of a file that is there but cut short
+        raise StageError(
+            f"{path}: not a complete .keras archive ({path.stat().st_size} bytes: truncated?); "
+            "rerun `dvc repro train` or restore it with `dvc checkout models/model.keras`"
+        )
     try:
-        return keras.saving.load_model(path)
-    except (ValueError, OSError, TypeError) as error:
+        return keras.saving.load_model(path)  # safe_mode: code inside the file is never run
+    except (ValueError, OSError, TypeError, KeyError, zipfile.BadZipFile) as error:
+        if "safe_mode" in str(error):
+            raise StageError(
+                f"{path}: refused: the file holds Python code (e.g. a Lambda layer) that loading would run; "
+                "only models this project's train stage writes are loaded"
+            ) from None
         raise StageError(f"{path}: not a loadable Keras model ({str(error).splitlines()[0]})") from None
 
 
@@ -94,12 +105,21 @@ def read_training_curves(live_dir: Path) -> dict[str, dict[str, list[tuple[int, 
             if path.exists():
                 with path.open() as f:
                     rows = list(csv.DictReader(f, delimiter="\t"))
-                curves.setdefault(metric, {})[split] = [(int(r["step"]), float(r[metric])) for r in rows]
+                try:
+                    points = [(int(r["step"]), float(r[metric])) for r in rows]
+                except (KeyError, TypeError, ValueError) as error:
+                    raise StageError(f"{path}: not dvclive's step/{metric} table ({error})") from None
+                curves.setdefault(metric, {})[split] = points
     return curves
 
 
-def save_figure(figure: plt.Figure, path: Path) -> None:
-    """Write a figure as PNG (no timestamp, so identical figures give identical bytes) and free it."""
+def save_figure(figure: plt.Figure, path: Path, note: str | None = None) -> None:
+    """Write a figure as PNG (no timestamp, so identical figures give identical bytes) and free it.
+
+    `note`, when given, is written along the figure's foot (e.g. that a class name could not be drawn).
+    """
+    if note:
+        figure.supxlabel(note, fontsize=7, color="#555555")
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=100, metadata={"Software": None})
     plt.close(figure)
@@ -146,14 +166,14 @@ def draw_figures(
 ) -> None:
     """The report's PNGs: confusion, ROC+PR, calibration, training curves, samples, mistakes, Grad-CAM."""
     settings, seed = params.evaluate, params.seed
+    classes, note = plots.drawable_names(classes)  # e.g. CJK names without a font: `class 3`, noted
     y_pred = scores.argmax(axis=1)
     roc, pr = roc_rows(y_true, scores, classes), pr_rows(y_true, scores, classes)
     aucs = dict(zip(classes, one_vs_rest_aucs(y_true, scores), strict=True))
     bins = calibration_bins(y_true, scores, settings.calibration_bins)
-    save_figure(
-        plots.confusion_figure(confusion(y_true, y_pred, len(classes)), classes), folder / "confusion.png"
-    )
-    save_figure(plots.curves_figure(roc, pr, aucs), folder / "roc_pr.png")
+    matrix = confusion(y_true, y_pred, len(classes))
+    save_figure(plots.confusion_figure(matrix, classes), folder / "confusion.png", note)
+    save_figure(plots.curves_figure(roc, pr, aucs), folder / "roc_pr.png", note)
     calibration = plots.calibration_figure(
         bins,
         settings.calibration_bins,
@@ -175,7 +195,7 @@ def draw_figures(
         ncols=whole_classes_per_row(settings.samples_per_class, 6),
         title="Sample test predictions (wrong ones in red)",
     )
-    save_figure(grid, folder / "samples.png")
+    save_figure(grid, folder / "samples.png", note)
     mistakes = confident_mistakes(y_true, scores, settings.mistakes)
     if len(mistakes):
         grid = plots.image_grid(
@@ -185,7 +205,7 @@ def draw_figures(
             ncols=min(8, len(mistakes)),
             title=f"The {len(mistakes)} most confident mistakes",
         )
-        save_figure(grid, folder / "mistakes.png")
+        save_figure(grid, folder / "mistakes.png", note)
     if settings.gradcam_per_class:
         explain = pick_per_class(y_true, settings.gradcam_per_class, seed + 1)
         titles = prediction_titles(explain, y_true, scores, classes)
@@ -197,6 +217,7 @@ def draw_figures(
             scores,
             titles,
             whole_classes_per_row(settings.gradcam_per_class, 4),
+            note,
         )
 
 
@@ -208,6 +229,7 @@ def draw_gradcam(
     scores: np.ndarray,
     titles: list[str],
     ncols: int,
+    note: str | None = None,
 ) -> None:
     """Grad-CAM figure for the images in `index`, or a message saying why there is none."""
     layer = last_conv_layer(model)
@@ -220,9 +242,8 @@ def draw_gradcam(
         print(f"Grad-CAM skipped: {why}")
         return
     heatmaps = gradcam(model, images[index], scores[index].argmax(axis=1), layer)
-    save_figure(
-        plots.gradcam_figure(images[index], heatmaps, titles, ncols, layer=layer), folder / "gradcam.png"
-    )
+    figure = plots.gradcam_figure(images[index], heatmaps, titles, ncols, layer=layer)
+    save_figure(figure, folder / "gradcam.png", note)
 
 
 def evaluate_model(params: Params) -> dict[str, Any]:
@@ -254,8 +275,13 @@ def evaluate_model(params: Params) -> dict[str, Any]:
         params.seed,
         settings.referral_target_accuracy,
     )
-    metrics = classification_metrics(y_true, scores, settings.calibration_bins) | trust.metrics
+    metrics = classification_metrics(y_true, scores, settings.calibration_bins, classes) | trust.metrics
     metrics["temperature_source"] = source
+    if metrics["absent_classes"]:
+        print(
+            f"warning: class(es) {metrics['absent_classes']} have no test images: left out of the macro "
+            "averages and the AUC (listed as absent_classes in report.json)"
+        )
     metrics |= {
         "parameters": card["parameters"],
         "model_size_mb": file_size_mb(MODEL_FILE),
