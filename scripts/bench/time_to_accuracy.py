@@ -244,6 +244,9 @@ def run(args: argparse.Namespace) -> None:
         f"- data: {'synthetic 28 px (smoke)' if args.smoke else args.data}; "
         f"{len(splits['train'].labels)} train images"
     )
-    print("- train time: model.fit of each epoch with its validation, plus the BatchNorm pass where the recipe has one; not the test scoring; same process")
+    print(
+        "- train time: model.fit of each epoch with its validation, plus the BatchNorm pass where the "
+        "recipe has one; not the test scoring; same process"
+    )
     for line in machine_lines():
         print(line)
