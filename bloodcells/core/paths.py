@@ -29,6 +29,9 @@ TRAIN_METRICS_DIR = Path("metrics/train")  # dvclive's folder of the train stage
 EVAL_METRICS_DIR = Path("metrics/evaluate")
 EVAL_PLOTS_DIR = Path("plots/evaluate")
 EVAL_IMAGES_DIR = EVAL_PLOTS_DIR / "images"
+EVAL_METRICS_FILE = EVAL_METRICS_DIR / "metrics.json"  # the headline figures
+
+EXPORT_DIR = MODEL_DIR / "export"  # export: the deployable model, its formats and card (the DVC artifact)
 
 # DVC runs queued and --temp experiments in a copy of the repository under this folder.
 _EXPERIMENT_COPIES = (".dvc", "tmp", "exps")
