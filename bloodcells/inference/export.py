@@ -5,6 +5,7 @@
 - saved_model/: TensorFlow SavedModel, signature `serving_default`: uint8 images (N, H, W, 3) in,
   `probabilities` (N, classes) out (TF Serving, TF.js and most converters start from it);
 - model.tflite: TFLite/LiteRT flatbuffer (float32 weights, uint8 input), for phones and edge devices;
+- model.onnx: ONNX (opset ONNX_OPSET, by tf2onnx from the serving function), for ONNX Runtime and others;
 - model.json: the card (data, classes, preprocessing, metrics, intended use, the files above);
 - README.md: the same card for people.
 """
@@ -23,7 +24,8 @@ from bloodcells.core.stage import StageError, require
 from bloodcells.inference.card import card_markdown, export_card
 
 AUGMENT_PREFIX = "augment_"
-KERAS_NAME, SAVED_MODEL_NAME, TFLITE_NAME = "model.keras", "saved_model", "model.tflite"
+KERAS_NAME, SAVED_MODEL_NAME, TFLITE_NAME, ONNX_NAME = "model.keras", "saved_model", "model.tflite", "model.onnx"
+ONNX_OPSET = 18
 CARD_NAME, README_NAME = "model.json", "README.md"
 SIGNATURE, OUTPUT_NAME = "serving_default", "probabilities"
 
@@ -43,18 +45,24 @@ def inference_model(model: keras.Model) -> keras.Model:
     return keras.Model(plain.inputs, plain.outputs, name=model.name)
 
 
+def serving_function(model: keras.Model):
+    """uint8 images (N, H, W, 3) -> {"probabilities": float32 (N, classes)}, as a tf.function."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([None, *model.input_shape[1:]], tf.uint8, name="image")])
+    def serve(image):
+        return {OUTPUT_NAME: tf.cast(model(image, training=False), tf.float32)}
+
+    return serve
+
+
 def save_saved_model(model: keras.Model, folder: Path) -> None:
     """A SavedModel whose serving signature takes uint8 images and returns class probabilities."""
     import tensorflow as tf
 
     module = tf.Module()
     module.model = model
-
-    @tf.function(input_signature=[tf.TensorSpec([None, *model.input_shape[1:]], tf.uint8, name="image")])
-    def serve(image):
-        return {OUTPUT_NAME: tf.cast(model(image, training=False), tf.float32)}
-
-    module.serve = serve
+    module.serve = serve = serving_function(model)
     tf.saved_model.save(module, str(folder), signatures={SIGNATURE: serve})
 
 
@@ -66,6 +74,17 @@ def save_tflite(model: keras.Model, path: Path) -> None:
     """
     with atomic_path(path) as tmp:
         model.export(str(tmp), format="litert", verbose=False)
+
+
+def save_onnx(model: keras.Model, path: Path) -> None:
+    """The serving function as ONNX, input `image` (uint8), output `probabilities`, by tf2onnx."""
+    import tf2onnx
+
+    serve = serving_function(model)
+    with atomic_path(path) as tmp:
+        tf2onnx.convert.from_function(
+            serve, input_signature=serve.input_signature, opset=ONNX_OPSET, output_path=str(tmp)
+        )
 
 
 def export_model(
@@ -85,13 +104,14 @@ def export_model(
             model.save(tmp)
         save_saved_model(model, folder / SAVED_MODEL_NAME)
         save_tflite(model, folder / TFLITE_NAME)
+        save_onnx(model, folder / ONNX_NAME)
         files = {
-            "keras": KERAS_NAME, "saved_model": SAVED_MODEL_NAME, "tflite": TFLITE_NAME,
+            "keras": KERAS_NAME, "saved_model": SAVED_MODEL_NAME, "tflite": TFLITE_NAME, "onnx": ONNX_NAME,
             "signature": f"{SIGNATURE}: uint8 image (N, H, W, 3) -> {OUTPUT_NAME} (N, classes)",
         }
         exported = export_card(card, metrics, files, dataset, source)
         write_json(folder / CARD_NAME, exported)
         with atomic_path(folder / README_NAME) as tmp:
             tmp.write_text(card_markdown(exported))
-    print(f"{EXPORT_DIR}: {', '.join(f for f in (KERAS_NAME, SAVED_MODEL_NAME, TFLITE_NAME))}, {CARD_NAME}")
+    print(f"{EXPORT_DIR}: {', '.join(f for f in (KERAS_NAME, SAVED_MODEL_NAME, TFLITE_NAME, ONNX_NAME))}, {CARD_NAME}")
     return exported

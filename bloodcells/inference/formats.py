@@ -16,6 +16,7 @@ import numpy as np
 
 from bloodcells.inference.export import (
     KERAS_NAME,
+    ONNX_NAME,
     OUTPUT_NAME,
     SAVED_MODEL_NAME,
     SIGNATURE,
@@ -44,9 +45,13 @@ def saved_model_runner(path: Path) -> Runner:
 
 def tflite_runner(path: Path) -> Runner:
     """The TFLite flatbuffer in TensorFlow's interpreter (resized to each batch)."""
+    import warnings
+
     import tensorflow as tf
 
-    interpreter = tf.lite.Interpreter(model_path=str(path))
+    with warnings.catch_warnings():  # "use ai_edge_litert": not installed; TF's interpreter still runs it
+        warnings.simplefilter("ignore", UserWarning)
+        interpreter = tf.lite.Interpreter(model_path=str(path))
     (detail,) = interpreter.get_input_details()
     (output,) = interpreter.get_output_details()
 
@@ -63,10 +68,19 @@ def tflite_runner(path: Path) -> Runner:
     return run
 
 
+def onnx_runner(path: Path) -> Runner:
+    """The ONNX file in ONNX Runtime (CPU)."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return lambda images: session.run([OUTPUT_NAME], {"image": images})[0]
+
+
 FORMATS: dict[str, tuple[str, Callable[[Path], Runner]]] = {
     "keras (inference)": (KERAS_NAME, keras_runner),
     "savedmodel": (SAVED_MODEL_NAME, saved_model_runner),
     "tflite": (TFLITE_NAME, tflite_runner),
+    "onnx": (ONNX_NAME, onnx_runner),
 }
 
 
