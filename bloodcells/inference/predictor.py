@@ -118,17 +118,23 @@ class Predictor:
         return gradcam(self.model, images, classes, self.gradcam_layer())
 
 
-def overlay_png(image: np.ndarray, heat: np.ndarray, side: int = OVERLAY_SIDE) -> bytes:
-    """PNG of `image` with its heat-map blended on top (jet colours, red = most influential)."""
+def overlay_png(image: np.ndarray, heat: np.ndarray | None, side: int = OVERLAY_SIDE) -> bytes:
+    """PNG of `image` enlarged, with its heat-map blended on top (jet colours, red = most influential)."""
     from matplotlib import colormaps
     from PIL import Image
 
     picture = Image.fromarray(image).resize((side, side), Image.Resampling.NEAREST)
+    if heat is None:
+        return png_bytes(picture)
     heat_image = Image.fromarray((np.clip(heat, 0, 1) * 255).astype(np.uint8)).resize(
         (side, side), Image.Resampling.BILINEAR
     )
     colours = (colormaps["jet"](np.asarray(heat_image) / 255.0)[..., :3] * 255).astype(np.uint8)
-    blended = Image.blend(picture.convert("RGB"), Image.fromarray(colours), alpha=0.45)
+    return png_bytes(Image.blend(picture.convert("RGB"), Image.fromarray(colours), alpha=0.45))
+
+
+def png_bytes(picture) -> bytes:
+    """A PIL image encoded as PNG."""
     buffer = io.BytesIO()
-    blended.save(buffer, format="PNG")
+    picture.save(buffer, format="PNG")
     return buffer.getvalue()

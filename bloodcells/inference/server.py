@@ -4,6 +4,7 @@ FastAPI answers two routes: GET / (the page) and POST / (the page again, with on
 uploaded image: predicted class, a bar per class's probability, the Grad-CAM overlay). Everything
 is in the HTML the server writes, CSS inline and overlays as data: URIs, so the page needs no
 network; the only script makes the drop zone submit the form. The model is loaded once, at start-up.
+FastAPI is imported at module level: it reads the route's (string) annotations from these globals.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ from __future__ import annotations
 import base64
 import html
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+from fastapi import FastAPI, File, UploadFile
+from fastapi.responses import HTMLResponse
 
 from bloodcells.data.decode import UnreadableImage
 from bloodcells.inference.predictor import Predictor, overlay_png
@@ -27,11 +31,12 @@ h1 {{ font-size: 1.4em; margin-bottom: .2em; }} .meta {{ color: #666; font-size:
 #drop {{ border: 2px dashed #888; border-radius: 8px; padding: 2em; text-align: center; margin: 1em 0;
         background: #fafafa; }} #drop.over {{ background: #e8f0ff; border-color: #36c; }}
 .results {{ display: flex; flex-wrap: wrap; gap: 1em; }}
-.card {{ border: 1px solid #ddd; border-radius: 8px; padding: 1em; width: 500px; display: flex; gap: 1em; }}
-.card img {{ width: 160px; height: 160px; image-rendering: pixelated; border-radius: 4px; }}
+.card {{ border: 1px solid #ddd; border-radius: 8px; padding: 1em; width: 520px; display: flex; gap: 1em; }}
+.card .info {{ flex: 1; min-width: 0; }} .pics {{ display: flex; flex-direction: column; gap: 6px; }}
+.pics img {{ width: 128px; height: 128px; border-radius: 4px; }} .pics span {{ font-size: .7em; color: #666; }}
 .name {{ font-size: .8em; color: #666; word-break: break-all; }}
 .predicted {{ font-size: 1.15em; font-weight: 600; margin: .2em 0 .5em; }}
-.bar {{ display: grid; grid-template-columns: 110px 1fr 48px; align-items: center; gap: 4px;
+.bar {{ display: grid; grid-template-columns: 120px 1fr 44px; align-items: center; gap: 4px;
         font-size: .78em; margin: 2px 0; }}
 .track {{ background: #eee; height: 12px; border-radius: 3px; }}
 .fill {{ background: #8aa; height: 12px; border-radius: 3px; }} .top .fill {{ background: #c33; }}
@@ -71,13 +76,19 @@ def bars_html(probs: np.ndarray, classes: list[str]) -> str:
     return "".join(rows)
 
 
-def result_html(name: str, probs: np.ndarray, overlay: bytes, classes: list[str]) -> str:
-    """One image's card: overlay, name, predicted class and confidence, the bars."""
+def png_uri(png: bytes) -> str:
+    """A PNG as a data: URI, so the page needs no second request."""
+    return f"data:image/png;base64,{base64.b64encode(png).decode()}"
+
+
+def result_html(name: str, probs: np.ndarray, model_input: bytes, overlay: bytes, classes: list[str]) -> str:
+    """One image's card: what the model saw and the Grad-CAM overlay, name, predicted class, the bars."""
     best = int(probs.argmax())
-    picture = base64.b64encode(overlay).decode()
     return (
-        f'<div class="card result"><img alt="Grad-CAM overlay" src="data:image/png;base64,{picture}">'
-        f'<div><div class="name">{html.escape(name)}</div>'
+        f'<div class="card result"><div class="pics"><img class="input" alt="model input" '
+        f'src="{png_uri(model_input)}"><img class="gradcam" alt="Grad-CAM overlay" src="{png_uri(overlay)}">'
+        "<span>model input / Grad-CAM</span></div>"
+        f'<div class="info"><div class="name">{html.escape(name)}</div>'
         f'<div class="predicted">{html.escape(classes[best])} <span class="meta">{float(probs[best]):.1%}</span></div>'
         f"{bars_html(probs, classes)}</div></div>"
     )
@@ -106,7 +117,7 @@ def classify_uploads(predictor: Predictor, uploads: list[tuple[str, bytes]]) -> 
         probs = predictor.probabilities(images)
         heat = predictor.heatmaps(images, probs.argmax(axis=1))
         for (slot, name, image), p, h in zip(good, probs, heat, strict=True):
-            cards[slot] = result_html(name, p, overlay_png(image, h), predictor.classes)
+            cards[slot] = result_html(name, p, overlay_png(image, None), overlay_png(image, h), predictor.classes)
     return "".join(card or "" for card in cards)
 
 
@@ -122,9 +133,6 @@ def page(predictor: Predictor, results: str = "") -> str:
 
 def create_app(model_dir: str | Path):
     """The FastAPI application, with the model loaded once."""
-    from fastapi import FastAPI, UploadFile
-    from fastapi.responses import HTMLResponse
-
     predictor = Predictor(model_dir)
     predictor.probabilities(np.zeros((1, predictor.size, predictor.size, 3), np.uint8))  # warm up
     app = FastAPI(title="bloodcells", docs_url=None, redoc_url=None, openapi_url=None)
@@ -135,7 +143,7 @@ def create_app(model_dir: str | Path):
         return page(predictor)
 
     @app.post("/", response_class=HTMLResponse)
-    async def classify(files: list[UploadFile]) -> str:
+    async def classify(files: Annotated[list[UploadFile], File()]) -> str:
         uploads = [(file.filename or "upload", await file.read()) for file in files]
         return page(predictor, classify_uploads(predictor, uploads))
 
