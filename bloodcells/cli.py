@@ -56,7 +56,7 @@ def add_predict(commands) -> None:
     predict.add_argument("model", help="folder with model.keras and model.json (models/ or models/export/)")
     predict.add_argument("inputs", nargs="+", help="image files, folders or .npz files")
     predict.add_argument("-o", "--out", default="predictions.csv", help="CSV to write (default %(default)s)")
-    predict.add_argument("--gradcam", metavar="FOLDER", help="also write a Grad-CAM overlay PNG per image here")
+    predict.add_argument("--gradcam", metavar="FOLDER", help="also write one Grad-CAM overlay PNG per image")
     predict.add_argument("--tta", type=int, default=1, metavar="VIEWS",
                          help="average over this many rotations/flips, 1-8 (default 1: none)")
     predict.add_argument("--batch-size", type=int, default=256, help="images per batch (default %(default)s)")
@@ -72,7 +72,7 @@ def add_export(commands) -> None:
         description="The export stage (`dvc repro export`) writes models/export/. With --check, print each "
         "format's file size, per-image latency and agreement with the Keras model on a MedMNIST npz split.",
     )
-    export.add_argument("folder", nargs="?", default="models/export", help="export folder (default %(default)s)")
+    export.add_argument("folder", nargs="?", default="models/export", help="default %(default)s")
     export.add_argument("--check", metavar="NPZ", required=True,
                         help="MedMNIST-format npz whose test_images to compare on")
     export.add_argument("--split", default="test", help="which <split>_images to use (default %(default)s)")

@@ -43,7 +43,7 @@ def export_card(
     return {
         **card,
         "dataset": dataset,
-        "data_description": described or f"{dataset}: class-per-folder images (the folder route), split 7:1:2",
+        "data_description": described or f"{dataset}: class-per-folder images (the folder route)",
         "preprocessing": preprocessing_text(card),
         "test_metrics": metrics,
         "intended_use": INTENDED_USE,

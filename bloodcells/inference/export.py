@@ -24,7 +24,8 @@ from bloodcells.core.stage import StageError, require
 from bloodcells.inference.card import card_markdown, export_card
 
 AUGMENT_PREFIX = "augment_"
-KERAS_NAME, SAVED_MODEL_NAME, TFLITE_NAME, ONNX_NAME = "model.keras", "saved_model", "model.tflite", "model.onnx"
+KERAS_NAME, SAVED_MODEL_NAME = "model.keras", "saved_model"
+TFLITE_NAME, ONNX_NAME = "model.tflite", "model.onnx"
 ONNX_OPSET = 18
 CARD_NAME, README_NAME = "model.json", "README.md"
 SIGNATURE, OUTPUT_NAME = "serving_default", "probabilities"
@@ -90,7 +91,7 @@ def save_onnx(model: keras.Model, path: Path) -> None:
 def export_model(
     dataset: str, source: str, model_file: Path = MODEL_FILE, card_file: Path = MODEL_CARD
 ) -> dict[str, Any]:
-    """Write models/export/ from the trained model, its card and the evaluate stage's metrics; return the card."""
+    """Write models/export/ from the trained model, its card and the test metrics; return the new card."""
     from bloodcells.inference.predictor import load_keras_model
 
     card = json.loads(require(card_file, "train").read_text())
@@ -113,5 +114,5 @@ def export_model(
         write_json(folder / CARD_NAME, exported)
         with atomic_path(folder / README_NAME) as tmp:
             tmp.write_text(card_markdown(exported))
-    print(f"{EXPORT_DIR}: {', '.join(f for f in (KERAS_NAME, SAVED_MODEL_NAME, TFLITE_NAME, ONNX_NAME))}, {CARD_NAME}")
+    print(f"{EXPORT_DIR}: {', '.join((KERAS_NAME, SAVED_MODEL_NAME, TFLITE_NAME, ONNX_NAME))}, {CARD_NAME}")
     return exported

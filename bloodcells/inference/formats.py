@@ -120,7 +120,9 @@ def latency_ms(run: Runner, images: np.ndarray) -> float:
     return (time.perf_counter() - start) * 1000 / len(images)
 
 
-def check_formats(folder: Path, reference: np.ndarray, images: np.ndarray, latency_images: int) -> list[Check]:
+def check_formats(
+    folder: Path, reference: np.ndarray, images: np.ndarray, latency_images: int
+) -> list[Check]:
     """Every format present in `folder`, compared with `reference` probabilities on `images`."""
     checks = []
     for name, (file_name, make_runner) in FORMATS.items():
@@ -154,8 +156,9 @@ def check_command(args) -> None:
     pipeline = Predictor(folder.parent if (folder.parent / "model.keras").exists() else folder)
     start = time.perf_counter()
     reference = predict_batched(lambda x: np.asarray(pipeline.model.predict_on_batch(x)), images)
+    rate = len(images) / (time.perf_counter() - start)
     print(f"reference: {pipeline.folder / KERAS_NAME} (the pipeline's model), {len(images)} "
-          f"{args.split} images of {args.check}, {len(images) / (time.perf_counter() - start):.0f} images/s batched")
+          f"{args.split} images of {args.check}, {rate:.0f} images/s batched")
     print(f"{'format':<18} {'size MB':>8} {'ms/image':>9} {'argmax agree':>14} {'max |dp|':>10}  ok")
     checks = check_formats(folder, reference, images, args.latency_images)
     for c in checks:

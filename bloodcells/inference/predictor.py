@@ -71,7 +71,7 @@ class Predictor:
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
         if not self.folder.is_dir():
-            raise ValueError(f"{self.folder}: not a folder (give the folder holding model.keras and model.json)")
+            raise ValueError(f"{self.folder}: not a folder (give the one holding model.keras and model.json)")
         self.card = read_card(self.folder)
         self.classes: list[str] = list(self.card["classes"])
         self.recipe: Recipe = recipe_from_card(self.card)
@@ -91,7 +91,8 @@ class Predictor:
         if not 1 <= tta <= DIHEDRAL_VIEWS:
             raise ValueError(f"tta must be between 1 and {DIHEDRAL_VIEWS} views, got {tta}")
         if images.shape[1:] != (self.size, self.size, 3):
-            raise ValueError(f"images of shape {images.shape[1:]}, the model needs ({self.size}, {self.size}, 3)")
+            expected = (self.size, self.size, 3)
+            raise ValueError(f"images of shape {images.shape[1:]}, the model needs {expected}")
         out = np.zeros((len(images), len(self.classes)), dtype=np.float32)
         starts = range(0, len(images), batch_size)
         bar = tqdm(starts, unit="batch", desc="predict", file=sys.stderr, disable=not progress)

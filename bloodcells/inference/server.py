@@ -33,7 +33,8 @@ h1 {{ font-size: 1.4em; margin-bottom: .2em; }} .meta {{ color: #666; font-size:
 .results {{ display: flex; flex-wrap: wrap; gap: 1em; }}
 .card {{ border: 1px solid #ddd; border-radius: 8px; padding: 1em; width: 520px; display: flex; gap: 1em; }}
 .card .info {{ flex: 1; min-width: 0; }} .pics {{ display: flex; flex-direction: column; gap: 6px; }}
-.pics img {{ width: 128px; height: 128px; border-radius: 4px; }} .pics span {{ font-size: .7em; color: #666; }}
+.pics img {{ width: 128px; height: 128px; border-radius: 4px; }}
+.pics span {{ font-size: .7em; color: #666; }}
 .name {{ font-size: .8em; color: #666; word-break: break-all; }}
 .predicted {{ font-size: 1.15em; font-weight: 600; margin: .2em 0 .5em; }}
 .bar {{ display: grid; grid-template-columns: 120px 1fr 44px; align-items: center; gap: 4px;
@@ -56,7 +57,9 @@ const form = document.getElementById("upload"), drop = document.getElementById("
 input.addEventListener("change", () => {{ if (input.files.length) form.submit(); }});
 drop.addEventListener("dragover", e => {{ e.preventDefault(); drop.classList.add("over"); }});
 drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-drop.addEventListener("drop", e => {{ e.preventDefault(); input.files = e.dataTransfer.files; form.submit(); }});
+drop.addEventListener("drop", e => {{
+  e.preventDefault(); input.files = e.dataTransfer.files; form.submit();
+}});
 </script>
 </body></html>
 """
@@ -89,7 +92,8 @@ def result_html(name: str, probs: np.ndarray, model_input: bytes, overlay: bytes
         f'src="{png_uri(model_input)}"><img class="gradcam" alt="Grad-CAM overlay" src="{png_uri(overlay)}">'
         "<span>model input / Grad-CAM</span></div>"
         f'<div class="info"><div class="name">{html.escape(name)}</div>'
-        f'<div class="predicted">{html.escape(classes[best])} <span class="meta">{float(probs[best]):.1%}</span></div>'
+        f'<div class="predicted">{html.escape(classes[best])} '
+        f'<span class="meta">{float(probs[best]):.1%}</span></div>'
         f"{bars_html(probs, classes)}</div></div>"
     )
 
@@ -111,13 +115,15 @@ def classify_uploads(predictor: Predictor, uploads: list[tuple[str, bytes]]) -> 
         except UnreadableImage as error:
             cards.append(error_html(name, str(error)))
     if len(uploads) > MAX_FILES:
-        cards.append(error_html(f"{len(uploads) - MAX_FILES} more file(s)", f"at most {MAX_FILES} per upload"))
+        more = len(uploads) - MAX_FILES
+        cards.append(error_html(f"{more} more file(s)", f"at most {MAX_FILES} per upload"))
     if good:
         images = np.stack([image for _, _, image in good])
         probs = predictor.probabilities(images)
         heat = predictor.heatmaps(images, probs.argmax(axis=1))
         for (slot, name, image), p, h in zip(good, probs, heat, strict=True):
-            cards[slot] = result_html(name, p, overlay_png(image, None), overlay_png(image, h), predictor.classes)
+            pictures = overlay_png(image, None), overlay_png(image, h)
+            cards[slot] = result_html(name, p, *pictures, predictor.classes)
     return "".join(card or "" for card in cards)
 
 
@@ -125,7 +131,8 @@ def page(predictor: Predictor, results: str = "") -> str:
     """The whole page: what the model is, the drop zone, and any results."""
     card = predictor.card
     meta = html.escape(
-        f"{card.get('model')} at {predictor.size} px, {len(predictor.classes)} classes, from {predictor.folder}; "
+        f"{card.get('model')} at {predictor.size} px, {len(predictor.classes)} classes, "
+        f"from {predictor.folder}; "
         "images are cropped and resized as in training. Research use only: not a diagnostic device."
     )
     return PAGE.format(meta=meta, results=results)

@@ -6,6 +6,7 @@ page and take a screenshot.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import select
@@ -16,7 +17,8 @@ from typing import Any
 
 from tests.chromium import FLAGS
 
-PAGE_FLAGS = tuple(flag for flag in FLAGS if not flag.startswith(("--virtual-time-budget", "--enable-logging", "--v=")))
+DUMP_ONLY = ("--virtual-time-budget", "--enable-logging", "--v=")  # for --dump-dom runs, not a live page
+PAGE_FLAGS = tuple(flag for flag in FLAGS if not flag.startswith(DUMP_ONLY))
 
 
 class Browser:
@@ -56,7 +58,7 @@ class Browser:
         message, self._buffer = self._buffer.split(b"\0", 1)
         return json.loads(message)
 
-    def call(self, method: str, params: dict[str, Any] | None = None, session: bool = False) -> dict[str, Any]:
+    def call(self, method: str, params: dict[str, Any] | None = None, session: bool = False) -> dict:
         """Send one command (to the page's session when `session`) and return its result."""
         self._next_id += 1
         message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
@@ -89,7 +91,8 @@ class Browser:
 
     def evaluate(self, expression: str) -> Any:
         """The value of a JavaScript expression on the page."""
-        result = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=True)
+        arguments = {"expression": expression, "returnByValue": True}
+        result = self.call("Runtime.evaluate", arguments, session=True)
         return result["result"].get("value")
 
     def choose_files(self, selector: str, files: list[Path]) -> None:
@@ -100,14 +103,13 @@ class Browser:
 
     def screenshot(self, path: Path) -> None:
         """A PNG of the whole page."""
-        data = self.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}, session=True)
+        arguments = {"format": "png", "captureBeyondViewport": True}
+        data = self.call("Page.captureScreenshot", arguments, session=True)
         path.write_bytes(base64.b64decode(data["data"]))
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError, TimeoutError, OSError):
             self.call("Browser.close")
-        except (RuntimeError, TimeoutError, OSError):
-            pass
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:

@@ -16,7 +16,8 @@ from bloodcells.inference.predictor import apply_temperature
 from bloodcells.inference.preprocessing import load_inputs, recipe_from_card
 from bloodcells.inference.server import bars_html
 
-CARD = {"classes": ["a", "b", "c"], "input_shape": [28, 28, 3], "decoding": {"crop": 200, "resize_filter": "bicubic"}}
+MEDMNIST_DECODING = {"crop": 200, "resize_filter": "bicubic"}
+CARD = {"classes": ["a", "b", "c"], "input_shape": [28, 28, 3], "decoding": MEDMNIST_DECODING}
 
 
 def test_temperature_is_a_softmax_of_scaled_log_probabilities():
@@ -76,7 +77,8 @@ def test_bad_inputs_are_reported_and_skipped(tmp_path):
 
 def test_npz_images_are_taken_as_they_are_and_checked_for_size(tmp_path):
     images = np.random.default_rng(1).integers(0, 256, (5, 28, 28, 3), dtype=np.uint8)
-    np.savez(tmp_path / "set.npz", test_images=images, test_labels=np.zeros((5, 1)), val_images=images[:2, :8, :8])
+    small = images[:2, :8, :8]
+    np.savez(tmp_path / "set.npz", test_images=images, test_labels=np.zeros((5, 1)), val_images=small)
     batch = load_inputs([tmp_path / "set.npz"], recipe_from_card(CARD))
     np.testing.assert_array_equal(batch.images, images)
     assert batch.names[0].endswith("set.npz:test[0]")
