@@ -56,7 +56,9 @@ def test_push_then_pull_in_a_fresh_clone_reproduces_nothing(reproduced_repo, tmp
     assert "Data and pipelines are up to date" in run(second, "dvc", "status").stdout
     assert ran_stages(run(second, "dvc", "repro").stdout) == []
 
-    # The model registry's way in: the artifact, by name, straight from the git remote.
+    # The model registry's way in: a version registered as a GTO tag, fetched by artifact name.
+    run(first, "git", "tag", "-a", "bloodcell-classifier@v0.1.0", "-m", "Registering version v0.1.0")
+    run(first, "git", "push", "-q", "origin", "--tags")
     run(tmp_path, "dvc", "artifacts", "get", str(origin), "bloodcell-classifier", "-o", str(tmp_path / "got"))
     assert same_tree(first / "models" / "export", tmp_path / "got")
 
