@@ -1,7 +1,8 @@
 """The export stage's work: the deployable model and its formats, written to models/export/.
 
-- model.keras: the inference network (rescaling kept, the training-only `augment_*` layers removed),
-  a plain functional model that `keras.saving.load_model` opens without this project installed;
+- model.keras: the inference network (rescaling kept, the training-only `augment_*` layers removed,
+  a transfer model's ImageNet scaling as a fixed Dense), a plain functional model of Keras's own
+  layers that `keras.saving.load_model` opens without this project installed;
 - saved_model/: TensorFlow SavedModel, signature `serving_default`: uint8 images (N, H, W, 3) in,
   `probabilities` (N, classes) out (TF Serving, TF.js and most converters start from it);
 - model.tflite: TFLite/LiteRT flatbuffer (float32 weights, uint8 input), for phones and edge devices;
@@ -17,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
+from bloodcells.architectures.transfer import ImageNetScaling
 from bloodcells.core.files import atomic_path, staged_folders, write_json
 from bloodcells.core.paths import EVAL_METRICS_FILE, EXPORT_DIR, MODEL_CARD, MODEL_FILE
 from bloodcells.core.stage import StageError, require
@@ -31,12 +34,30 @@ CARD_NAME, README_NAME = "model.json", "README.md"
 SIGNATURE, OUTPUT_NAME = "serving_default", "probabilities"
 
 
+def channel_map(layer: ImageNetScaling) -> keras.layers.Dense:
+    """A plain Dense over the channel axis computing exactly what `layer` does (each mode is affine)."""
+    mean, std = np.array(layer.MEAN), np.array(layer.STD)
+    kernel, bias = {
+        "caffe": (np.eye(3)[::-1] * 255.0, -np.array(layer.CAFFE_MEAN_BGR)),  # RGB -> BGR, 0-255
+        "tf": (np.eye(3) * 2.0, -np.ones(3)),
+        "torch": (np.diag(1.0 / std), -mean / std),
+        "raw": (np.eye(3) * 255.0, np.zeros(3)),
+    }[layer.mode]
+    dense = keras.layers.Dense(3, name=layer.name, trainable=False, dtype=layer.dtype_policy)
+    dense.build((None, 3))
+    dense.set_weights([kernel.astype("float32"), bias.astype("float32")])
+    return dense
+
+
 def inference_model(model: keras.Model) -> keras.Model:
-    """The same network without its `augment_*` layers (identities at inference), weights shared."""
+    """The same network, weights shared, with only Keras's own layers: the `augment_*` layers
+    (identities at inference) removed, the transfer models' ImageNet scaling as a fixed Dense."""
 
     def call(layer, *args, **kwargs):
         if layer.name.startswith(AUGMENT_PREFIX):
             return args[0]
+        if isinstance(layer, ImageNetScaling):
+            return channel_map(layer)(*args)
         return layer(*args, **kwargs)
 
     plain = keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)

@@ -54,7 +54,7 @@ def test_predict_on_a_folder_skips_what_is_not_an_image(reproduced_repo, tmp_pat
                         "--tta", "8", "--gradcam", str(cams))
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
-    assert f"skipped {folder / 'broken.png'}: cannot decode" in result.stderr
+    assert f"skipped {folder / 'broken.png'}: not an image" in result.stderr
     assert "ignored 1 file(s)" in result.stderr
     assert "3 image(s) classified, 1 skipped" in result.stdout and "TTA x8" in result.stdout
     rows = read_rows(out)

@@ -97,6 +97,26 @@ def test_inference_model_drops_augmentation_and_keeps_the_function():
     np.testing.assert_allclose(plain.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)
 
 
+@pytest.mark.parametrize("mode", ["caffe", "tf", "torch", "raw"])
+def test_imagenet_scaling_becomes_a_plain_keras_layer(mode, tmp_path):
+    import keras
+
+    from bloodcells.architectures.transfer import ImageNetScaling
+
+    inputs = keras.Input((8, 8, 3), dtype="uint8")
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = ImageNetScaling(mode, name="imagenet_scaling")(x)
+    model = keras.Model(inputs, keras.layers.Conv2D(4, 3)(x))
+    plain = inference_model(model)
+    assert not any(isinstance(layer, ImageNetScaling) for layer in plain.layers)
+    plain.save(tmp_path / "plain.keras")
+    # Loadable without the project's classes: nothing in the file names them.
+    assert "bloodcells" not in str(keras.saving.load_model(tmp_path / "plain.keras").get_config())
+    images = np.random.default_rng(3).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
+    np.testing.assert_allclose(plain.predict(images, verbose=0), model.predict(images, verbose=0),
+                               rtol=1e-5, atol=1e-4)
+
+
 def test_bars_are_as_wide_as_the_probabilities():
     bars = bars_html(np.array([0.25, 0.7, 0.05]), ["basophil", "eosinophil", "immature granulocytes(x, y)"])
     assert bars.count('class="bar') == 3
