@@ -36,7 +36,7 @@ def find_experiment(node, name: str):
 
 def test_push_then_pull_in_a_fresh_clone_reproduces_nothing(reproduced_repo, tmp_path):
     origin, storage = tmp_path / "origin.git", tmp_path / "dvc-storage"
-    run(tmp_path, "git", "init", "-q", "--bare", str(origin))
+    run(tmp_path, "git", "init", "-q", "--bare", "-b", "main", str(origin))  # its HEAD: the branch pushed
     first = tmp_path / "first"
     shutil.copytree(reproduced_repo, first, symlinks=True)
     run(first, "git", "remote", "add", "origin", str(origin))
