@@ -9,11 +9,14 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 from bloodcells.inference.export import KERAS_NAME, ONNX_NAME, SAVED_MODEL_NAME, TFLITE_NAME
 from bloodcells.inference.formats import PROBABILITY_TOLERANCE, check_formats
 from bloodcells.inference.predictor import load_keras_model
 from tests.conftest import dvc_env
+
+pytestmark = pytest.mark.slow  # real dvc pipelines on temporary repos
 
 # Runs with `python -I` (no cwd, PYTHONPATH or user site on sys.path) from an empty folder, and any
 # import of the project fails: the file must load with plain Keras alone.

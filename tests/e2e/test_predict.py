@@ -8,10 +8,13 @@ import shutil
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from bloodcells.inference.predictor import Predictor, apply_temperature
 from tests.conftest import PROJECT, run
+
+pytestmark = pytest.mark.slow  # real dvc pipelines on temporary repos
 
 
 def bloodcells(*args: str):

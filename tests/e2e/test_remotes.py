@@ -8,7 +8,11 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ran_stages, run
+
+pytestmark = pytest.mark.slow  # real dvc pipelines on temporary repos
 
 SHARED = ("models/model.keras", "models/model.json", "metrics/evaluate/metrics.json", "dvc.lock")
 EXPERIMENT = "shared-exp"

@@ -18,6 +18,8 @@ from tests.chromium import find_chromium
 from tests.conftest import PROJECT, SHARED_DATA, dvc_env
 from tests.e2e.cdp import Browser
 
+pytestmark = pytest.mark.slow  # real dvc pipelines on temporary repos
+
 PBC_SAMPLE = SHARED_DATA / "pbc-sample"
 START_TIMEOUT = 240  # seconds: TensorFlow's import and the model's first call on a busy 2-core machine
 
