@@ -2,6 +2,9 @@
 
     bloodcells models            the registered architectures and the report each comes from
     bloodcells exps [--all]      `dvc exp show`, narrowed to what differs (any dvc flag passes through)
+    bloodcells predict MODELS INPUT...   classify image files, folders or npz files -> CSV
+    bloodcells export --check MODELS/export   size, latency and agreement of each exported format
+    bloodcells serve MODELS      a local page to drop cell images on and see the model's answer
 
 The pipeline itself runs through DVC (`dvc repro`, `dvc exp run`); its stage scripts are in stages/.
 """
@@ -33,6 +36,75 @@ def experiments_command(args: argparse.Namespace) -> None:
     sys.exit(subprocess.run(command).returncode)
 
 
+def predict_command(args: argparse.Namespace) -> None:
+    """Classify images; see bloodcells.inference.predict."""
+    from bloodcells.inference.predict import predict_command as run
+
+    run(args)
+
+
+def export_command(args: argparse.Namespace) -> None:
+    """Measure the exported formats against the Keras model (the files come from `dvc repro export`)."""
+    from bloodcells.inference.formats import check_command
+
+    check_command(args)
+
+
+def serve_command(args: argparse.Namespace) -> None:
+    """Serve the try-a-model page; see bloodcells.inference.server."""
+    from bloodcells.inference.server import serve
+
+    serve(args.model, args.host, args.port)
+
+
+def add_predict(commands) -> None:
+    """`bloodcells predict` and its options."""
+    predict = commands.add_parser(
+        "predict",
+        help="classify images with a trained model (CSV of classes and probabilities)",
+        description="Classify image files, folders (searched recursively) or MedMNIST npz files with the "
+        "preprocessing the model was trained with (read from its model.json).",
+    )
+    predict.add_argument("model", help="folder with model.keras and model.json (models/ or models/export/)")
+    predict.add_argument("inputs", nargs="+", help="image files, folders or .npz files")
+    predict.add_argument("-o", "--out", default="predictions.csv", help="CSV to write (default %(default)s)")
+    predict.add_argument("--gradcam", metavar="FOLDER", help="also write one Grad-CAM overlay PNG per image")
+    predict.add_argument("--tta", type=int, default=1, metavar="VIEWS",
+                         help="average over this many rotations/flips, 1-8 (default 1: none)")
+    predict.add_argument("--batch-size", type=int, default=256, help="images per batch (default %(default)s)")
+    predict.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    predict.set_defaults(run=predict_command)
+
+
+def add_export(commands) -> None:
+    """`bloodcells export --check`."""
+    export = commands.add_parser(
+        "export",
+        help="check the exported formats (write them with `dvc repro export`)",
+        description="The export stage (`dvc repro export`) writes models/export/. With --check, print each "
+        "format's file size, per-image latency and agreement with the Keras model on a MedMNIST npz split.",
+    )
+    export.add_argument("folder", nargs="?", default="models/export", help="default %(default)s")
+    export.add_argument("--check", metavar="NPZ", required=True,
+                        help="MedMNIST-format npz whose test_images to compare on")
+    export.add_argument("--split", default="test", help="which <split>_images to use (default %(default)s)")
+    export.add_argument("--latency-images", type=int, default=200,
+                        help="images timed one at a time per format (default %(default)s)")
+    export.set_defaults(run=export_command)
+
+
+def add_serve(commands) -> None:
+    """`bloodcells serve`."""
+    serve = commands.add_parser(
+        "serve",
+        help="a local page to try a model: drop cell images, see class, probabilities and Grad-CAM",
+    )
+    serve.add_argument("model", help="folder with model.keras and model.json (models/ or models/export/)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
+    serve.set_defaults(run=serve_command)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line: one subcommand per job."""
     parser = argparse.ArgumentParser(prog="bloodcells", description=__doc__.splitlines()[0])
@@ -43,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     exps.add_argument("--all", action="store_true", help="every column, as plain `dvc exp show`")
     exps.set_defaults(passes_through=True)  # unknown arguments go to dvc exp show (e.g. --md, --sort-by)
     exps.set_defaults(run=experiments_command)
+    add_predict(commands)
+    add_export(commands)
+    add_serve(commands)
     return parser
 
 

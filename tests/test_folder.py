@@ -371,7 +371,8 @@ def test_dvc_repro_runs_the_whole_pipeline_on_an_image_folder(tmp_path, syntheti
     }
     repo = init_project_repo(tmp_path / "repo", synthetic_mirror, overrides)
     first = run(repo, "dvc", "repro")
-    assert ran_stages(first.stdout) == ["download", "preprocess@32", "class_weights", "train", "evaluate"]
+    stages = ["download", "preprocess@32", "class_weights", "train", "evaluate", "export"]
+    assert ran_stages(first.stdout) == stages
     assert "warning: 1 file(s) skipped, not decodable images: ig/.DS_1.jpg" in first.stdout
     card = json.loads((repo / "models/model.json").read_text())
     assert card["classes"] == ["basophil", "eosinophil", "ig"] and card["input_shape"] == [32, 32, 3]

@@ -10,7 +10,7 @@ from tests.conftest import ran_stages, run, set_params
 
 pytestmark = pytest.mark.slow
 
-ALL_STAGES = ["download", "preprocess@28", "class_weights", "train", "evaluate"]
+ALL_STAGES = ["download", "preprocess@28", "class_weights", "train", "evaluate", "export"]
 
 
 def test_first_repro_runs_every_stage_and_second_runs_none(new_repo):
@@ -31,7 +31,7 @@ def test_first_repro_runs_every_stage_and_second_runs_none(new_repo):
 
 def test_changing_epochs_reruns_only_train_and_evaluate(project_repo):
     set_params(project_repo, {"train.epochs": 2})
-    assert ran_stages(run(project_repo, "dvc", "repro").stdout) == ["train", "evaluate"]
+    assert ran_stages(run(project_repo, "dvc", "repro").stdout) == ["train", "evaluate", "export"]
     assert json.loads((project_repo / "metrics/train/metrics.json").read_text())["epochs_run"] == 2
 
 
@@ -53,7 +53,7 @@ def test_a_preprocess_param_reruns_preprocessing_and_stops_where_outputs_are_ide
 
 def test_exp_run_with_the_other_model_is_listed_by_exp_show(project_repo):
     result = run(project_repo, "dvc", "exp", "run", "-S", "model=baseline")
-    assert ran_stages(result.stdout) == ["train", "evaluate"]
+    assert ran_stages(result.stdout) == ["train", "evaluate", "export"]
     rows = json.loads(run(project_repo, "dvc", "exp", "show", "--json").stdout)
     experiments = [exp for row in rows for exp in (row.get("experiments") or [])]
     assert len(experiments) == 1

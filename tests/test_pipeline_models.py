@@ -42,7 +42,7 @@ def test_one_model_of_each_family_runs_as_an_experiment(project_repo):
         result = run(
             project_repo, "dvc", "exp", "run", "-n", f"zoo-{model}", "-S", f"model={model}", *settings
         )
-        assert ran_stages(result.stdout) == ["train", "evaluate"], result.stdout
+        assert ran_stages(result.stdout) == ["train", "evaluate", "export"], result.stdout
 
     shown = experiments(json.loads(run(project_repo, "dvc", "exp", "show", "--json").stdout))
     for model in FAMILY_MODELS:
@@ -58,7 +58,7 @@ def test_one_models_settings_do_not_rerun_another(project_repo):
     set_params(project_repo, {"models.inception.dropout": 0.1})
     assert ran_stages(run(project_repo, "dvc", "repro").stdout) == []
     set_params(project_repo, {"models.skip.dropout": 0.1})
-    assert ran_stages(run(project_repo, "dvc", "repro").stdout) == ["train", "evaluate"]
+    assert ran_stages(run(project_repo, "dvc", "repro").stdout) == ["train", "evaluate", "export"]
 
 
 def test_an_unknown_model_fails_clearly(project_repo):

@@ -66,7 +66,7 @@ def test_a_killed_training_resumes_from_its_last_epoch(project_repo):
     assert not (project_repo / "models/model.keras").exists()
 
     result = run(project_repo, "dvc", "repro")
-    assert ran_stages(result.stdout) == ["train", "evaluate"]
+    assert ran_stages(result.stdout) == ["train", "evaluate", "export"]
     assert "resuming from the last epoch checkpoint" in result.stdout
     assert "Epoch 3/4" in result.stdout and "Epoch 1/4" not in result.stdout
     summary = json.loads((project_repo / "metrics/train/metrics.json").read_text())
@@ -174,7 +174,7 @@ def test_the_pipeline_trains_and_evaluates_under_jax_data_parallel_on_two_cpu_de
         ["dvc", "repro"], cwd=project_repo, env=env, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
-    assert ran_stages(result.stdout) == ["train", "evaluate"]
+    assert ran_stages(result.stdout) == ["train", "evaluate", "export"]
     assert "backend jax, float32, 2 replica(s)" in result.stdout
     card = json.loads((project_repo / "models/model.json").read_text())
     assert card["backend"] == "jax" and card["epochs_run"] == 1

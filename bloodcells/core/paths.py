@@ -31,6 +31,9 @@ EVAL_PLOTS_DIR = Path("plots/evaluate")
 EVAL_IMAGES_DIR = EVAL_PLOTS_DIR / "images"
 # git-tracked (cache: false), so every commit and experiment holds its per-image test outcomes
 PREDICTIONS_FILE = EVAL_PLOTS_DIR / "predictions.csv"
+EVAL_METRICS_FILE = EVAL_METRICS_DIR / "metrics.json"  # the headline figures
+
+EXPORT_DIR = MODEL_DIR / "export"  # export: the deployable model, its formats and card (the DVC artifact)
 
 # DVC runs queued and --temp experiments in a copy of the repository under this folder.
 _EXPERIMENT_COPIES = (".dvc", "tmp", "exps")

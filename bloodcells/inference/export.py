@@ -1,0 +1,139 @@
+"""The export stage's work: the deployable model and its formats, written to models/export/.
+
+- model.keras: the inference network (rescaling kept, the training-only `augment_*` layers removed,
+  a transfer model's ImageNet scaling as a fixed Dense), a plain functional model of Keras's own
+  layers that `keras.saving.load_model` opens without this project installed;
+- saved_model/: TensorFlow SavedModel, signature `serving_default`: uint8 images (N, H, W, 3) in,
+  `probabilities` (N, classes) out (TF Serving, TF.js and most converters start from it);
+- model.tflite: TFLite/LiteRT flatbuffer (float32 weights, uint8 input), for phones and edge devices;
+- model.onnx: ONNX (opset ONNX_OPSET, by tf2onnx from the serving function), for ONNX Runtime and others;
+- model.json: the card (data, classes, preprocessing, metrics, intended use, the files above);
+- README.md: the same card for people.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from bloodcells.architectures.transfer import ImageNetScaling
+from bloodcells.core.files import atomic_path, staged_folders, write_json
+from bloodcells.core.paths import EVAL_METRICS_FILE, EXPORT_DIR, MODEL_CARD, MODEL_FILE
+from bloodcells.core.stage import StageError, require
+from bloodcells.inference.card import card_markdown, export_card
+
+AUGMENT_PREFIX = "augment_"
+KERAS_NAME, SAVED_MODEL_NAME = "model.keras", "saved_model"
+TFLITE_NAME, ONNX_NAME = "model.tflite", "model.onnx"
+ONNX_OPSET = 18
+CARD_NAME, README_NAME = "model.json", "README.md"
+SIGNATURE, OUTPUT_NAME = "serving_default", "probabilities"
+
+
+def channel_map(layer: ImageNetScaling) -> keras.layers.Dense:
+    """A plain Dense over the channel axis computing exactly what `layer` does (each mode is affine)."""
+    mean, std = np.array(layer.MEAN), np.array(layer.STD)
+    kernel, bias = {
+        "caffe": (np.eye(3)[::-1] * 255.0, -np.array(layer.CAFFE_MEAN_BGR)),  # RGB -> BGR, 0-255
+        "tf": (np.eye(3) * 2.0, -np.ones(3)),
+        "torch": (np.diag(1.0 / std), -mean / std),
+        "raw": (np.eye(3) * 255.0, np.zeros(3)),
+    }[layer.mode]
+    dense = keras.layers.Dense(3, name=layer.name, trainable=False, dtype=layer.dtype_policy)
+    dense.build((None, 3))
+    dense.set_weights([kernel.astype("float32"), bias.astype("float32")])
+    return dense
+
+
+def inference_model(model: keras.Model) -> keras.Model:
+    """The same network, weights shared, with only Keras's own layers: the `augment_*` layers
+    (identities at inference) removed, the transfer models' ImageNet scaling as a fixed Dense."""
+
+    def call(layer, *args, **kwargs):
+        if layer.name.startswith(AUGMENT_PREFIX):
+            return args[0]
+        if isinstance(layer, ImageNetScaling):
+            return channel_map(layer)(*args)
+        return layer(*args, **kwargs)
+
+    plain = keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
+    left = [layer.name for layer in plain.layers if layer.name.startswith(AUGMENT_PREFIX)]
+    if left:
+        raise StageError(f"augmentation layers left in the inference model: {', '.join(left)}")
+    return keras.Model(plain.inputs, plain.outputs, name=model.name)
+
+
+def serving_function(model: keras.Model):
+    """uint8 images (N, H, W, 3) -> {"probabilities": float32 (N, classes)}, as a tf.function."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([None, *model.input_shape[1:]], tf.uint8, name="image")])
+    def serve(image):
+        return {OUTPUT_NAME: tf.cast(model(image, training=False), tf.float32)}
+
+    return serve
+
+
+def save_saved_model(model: keras.Model, folder: Path) -> None:
+    """A SavedModel whose serving signature takes uint8 images and returns class probabilities."""
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.model = model
+    module.serve = serve = serving_function(model)
+    tf.saved_model.save(module, str(folder), signatures={SIGNATURE: serve})
+
+
+def save_tflite(model: keras.Model, path: Path) -> None:
+    """The model as a TFLite/LiteRT flatbuffer, by Keras's own exporter.
+
+    Converting the SavedModel instead gives a 28 kB file whose outputs are NaN: its Keras 3
+    variables reach the converter as resource handles that are never frozen into constants.
+    """
+    with atomic_path(path) as tmp:
+        model.export(str(tmp), format="litert", verbose=False)
+
+
+def save_onnx(model: keras.Model, path: Path) -> None:
+    """The serving function as ONNX, input `image` (uint8), output `probabilities`, by tf2onnx."""
+    import tf2onnx
+
+    serve = serving_function(model)
+    with atomic_path(path) as tmp:
+        tf2onnx.convert.from_function(
+            serve, input_signature=serve.input_signature, opset=ONNX_OPSET, output_path=str(tmp)
+        )
+
+
+def export_model(
+    dataset: str, source: str, model_file: Path = MODEL_FILE, card_file: Path = MODEL_CARD
+) -> dict[str, Any]:
+    """Write models/export/ from the trained model, its card and the test metrics; return the new card."""
+    from bloodcells.inference.predictor import load_keras_model
+
+    card = json.loads(require(card_file, "train").read_text())
+    metrics = json.loads(require(EVAL_METRICS_FILE, "evaluate").read_text())
+    try:
+        model = inference_model(load_keras_model(require(model_file, "train")))
+    except ValueError as error:
+        raise StageError(str(error)) from None
+    with staged_folders(EXPORT_DIR) as (folder,):
+        with atomic_path(folder / KERAS_NAME) as tmp:
+            model.save(tmp)
+        save_saved_model(model, folder / SAVED_MODEL_NAME)
+        save_tflite(model, folder / TFLITE_NAME)
+        save_onnx(model, folder / ONNX_NAME)
+        files = {
+            "keras": KERAS_NAME, "saved_model": SAVED_MODEL_NAME, "tflite": TFLITE_NAME, "onnx": ONNX_NAME,
+            "signature": f"{SIGNATURE}: uint8 image (N, H, W, 3) -> {OUTPUT_NAME} (N, classes)",
+        }
+        exported = export_card(card, metrics, files, dataset, source)
+        write_json(folder / CARD_NAME, exported)
+        with atomic_path(folder / README_NAME) as tmp:
+            tmp.write_text(card_markdown(exported))
+    print(f"{EXPORT_DIR}: {', '.join((KERAS_NAME, SAVED_MODEL_NAME, TFLITE_NAME, ONNX_NAME))}, {CARD_NAME}")
+    return exported

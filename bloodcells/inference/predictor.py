@@ -1,0 +1,130 @@
+"""A trained model loaded once, with its card: class probabilities in batches, TTA, Grad-CAM overlays.
+
+`Predictor(folder)` reads `model.keras` and `model.json` from a folder the pipeline wrote (models/, or
+models/export/). The card says how images must be decoded (see preprocessing.py) and, when the model
+was calibrated, the temperature that divides its log-probabilities.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bloodcells.data.decode import Recipe
+from bloodcells.evaluation.calibration import apply_temperature
+from bloodcells.inference.preprocessing import recipe_from_card
+
+MODEL_NAME = "model.keras"
+CARD_NAME = "model.json"
+BATCH_SIZE = 256
+OVERLAY_SIDE = 224  # Grad-CAM overlays are drawn at this side: a 28 px image is too small to see
+
+
+def read_card(folder: Path) -> dict[str, Any]:
+    """The model card beside the model, checked for what prediction needs."""
+    path = folder / CARD_NAME
+    try:
+        card = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path} not found: point at a folder the pipeline wrote (models/)") from None
+    except ValueError as error:
+        raise ValueError(f"{path}: not JSON ({error})") from None
+    missing = [key for key in ("classes", "input_shape") if key not in card]
+    if missing:
+        raise ValueError(f"{path}: no {', '.join(missing)} (not a model card of this project)")
+    return card
+
+
+def load_keras_model(path: Path):
+    """A model file of this project (its custom layers registered first), or one clear error."""
+    import keras
+
+    import bloodcells.architectures  # noqa: F401  (registers the augmentation layers a model may name)
+
+    if not path.exists():
+        raise ValueError(f"{path} not found: run `dvc repro` (or `dvc pull`) first")
+    try:
+        return keras.saving.load_model(path)
+    except Exception as error:  # Keras raises many types on a bad file
+        raise ValueError(f"{path}: not a loadable Keras model ({str(error).splitlines()[0]})") from None
+
+
+class Predictor:
+    """One model, loaded once; every call reuses it."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise ValueError(f"{self.folder}: not a folder (give the one holding model.keras and model.json)")
+        self.card = read_card(self.folder)
+        self.classes: list[str] = list(self.card["classes"])
+        self.recipe: Recipe = recipe_from_card(self.card)
+        self.size: int = self.recipe.sizes[0]
+        self.temperature = float(self.card.get("temperature") or 1.0)
+        self.model = load_keras_model(self.folder / MODEL_NAME)
+        self._gradcam_layer: str | None = None
+
+    def probabilities(
+        self, images: np.ndarray, batch_size: int = BATCH_SIZE, tta: int = 1, progress: bool = False
+    ) -> np.ndarray:
+        """Class probabilities (N, n_classes), averaged over `tta` dihedral views, temperature applied."""
+        from tqdm import tqdm
+
+        from bloodcells.evaluation.tta import DIHEDRAL_VIEWS, dihedral_view
+
+        if not 1 <= tta <= DIHEDRAL_VIEWS:
+            raise ValueError(f"tta must be between 1 and {DIHEDRAL_VIEWS} views, got {tta}")
+        if images.shape[1:] != (self.size, self.size, 3):
+            expected = (self.size, self.size, 3)
+            raise ValueError(f"images of shape {images.shape[1:]}, the model needs {expected}")
+        out = np.zeros((len(images), len(self.classes)), dtype=np.float32)
+        starts = range(0, len(images), batch_size)
+        bar = tqdm(starts, unit="batch", desc="predict", file=sys.stderr, disable=not progress)
+        for start in bar:
+            batch = np.asarray(images[start : start + batch_size])
+            total = sum(self.model.predict_on_batch(dihedral_view(batch, i)) for i in range(tta))
+            out[start : start + len(batch)] = np.asarray(total) / tta
+        return apply_temperature(out, self.temperature)
+
+    def gradcam_layer(self) -> str:
+        """The convolution Grad-CAM explains (the deepest one), or why there is none."""
+        from bloodcells.evaluation.gradcam import last_conv_layer
+
+        if self._gradcam_layer is None:
+            self._gradcam_layer = last_conv_layer(self.model)
+            if self._gradcam_layer is None:
+                raise ValueError(f"{self.card.get('model')}: no top-level Conv2D layer, so no Grad-CAM")
+        return self._gradcam_layer
+
+    def heatmaps(self, images: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        """Grad-CAM heat-maps (N, H, W) in [0, 1] for the class given for each image."""
+        from bloodcells.evaluation.gradcam import gradcam
+
+        return gradcam(self.model, images, classes, self.gradcam_layer())
+
+
+def overlay_png(image: np.ndarray, heat: np.ndarray | None, side: int = OVERLAY_SIDE) -> bytes:
+    """PNG of `image` enlarged, with its heat-map blended on top (jet colours, red = most influential)."""
+    from matplotlib import colormaps
+    from PIL import Image
+
+    picture = Image.fromarray(image).resize((side, side), Image.Resampling.NEAREST)
+    if heat is None:
+        return png_bytes(picture)
+    heat_image = Image.fromarray((np.clip(heat, 0, 1) * 255).astype(np.uint8)).resize(
+        (side, side), Image.Resampling.BILINEAR
+    )
+    colours = (colormaps["jet"](np.asarray(heat_image) / 255.0)[..., :3] * 255).astype(np.uint8)
+    return png_bytes(Image.blend(picture.convert("RGB"), Image.fromarray(colours), alpha=0.45))
+
+
+def png_bytes(picture) -> bytes:
+    """A PIL image encoded as PNG."""
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
