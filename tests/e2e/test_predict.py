@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bloodcells.inference.predictor import Predictor, apply_temperature
+from bloodcells.evaluation.calibration import apply_temperature
+from bloodcells.inference.predictor import Predictor
 from tests.conftest import PROJECT, run
 
 pytestmark = pytest.mark.slow  # real dvc pipelines on temporary repos
