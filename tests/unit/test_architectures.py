@@ -2,8 +2,8 @@
 
 Parametrized over the registry (as timm's tests are), so a new model is tested without a new test.
 Models are built with their shipped params.yaml hyperparameters; transfer models with `weights: none`.
-The transfer models' training step and save/reload (seconds of XLA compilation and ~100 MB files
-each) are marked slow.
+The transfer models' training step and save/reload (seconds each and ~100 MB files) are in
+tests/e2e/test_transfer_training.py, out of the quick suite.
 """
 
 from __future__ import annotations
@@ -20,13 +20,12 @@ import pytest
 
 from bloodcells.architectures import create_model, list_models
 from bloodcells.architectures import transfer as transfer_family
-from bloodcells.core.params import AugmentParams, read_params
-from tests.conftest import PROJECT, dvc_env
+from tests.conftest import PROJECT, dvc_env, group, shipped_params
 
 N_CLASSES = 8
 SIZES = (28, 64, 128)
 TRANSFER = sorted(transfer_family.BACKBONES)
-SHIPPED = read_params(PROJECT / "params.yaml")["models"]
+SHIPPED = shipped_params().models
 
 # The residual-CNN report's parameter counts for 8 classes, {model: {size: parameters}}.
 REPORT_COUNTS = {
@@ -68,7 +67,7 @@ def test_every_registered_model_has_params_and_no_stray_entries():
 @pytest.mark.parametrize("name", list_models())
 def test_builds_at_every_size(name):
     for size in SIZES:
-        model = create_model(name, (size, size, 3), N_CLASSES, AugmentParams(), shipped_hparams(name))
+        model = create_model(name, (size, size, 3), N_CLASSES, group("augment"), shipped_hparams(name))
         assert model.name == name
         assert model.input.dtype == "uint8"
         assert tuple(model.output.shape) == (None, N_CLASSES)
@@ -84,7 +83,7 @@ def test_report_parameter_counts(name):
 def train_step_save_and_reload(name: str, tmp_path) -> None:
     images, labels = tiny_batch()
     # every augmentation on, so each custom layer goes through training and serialization
-    augment = AugmentParams(crop_zoom=True, color_jitter=True)
+    augment = group("augment", crop_zoom=True, color_jitter=True)
     model = create_model(name, (28, 28, 3), N_CLASSES, augment, shipped_hparams(name))
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
     before = [w.copy() for w in model.get_weights()]
@@ -103,12 +102,6 @@ def train_step_save_and_reload(name: str, tmp_path) -> None:
 
 @pytest.mark.parametrize("name", [name for name in list_models() if name not in TRANSFER])
 def test_trains_a_step_and_reloads_identically(name, tmp_path):
-    train_step_save_and_reload(name, tmp_path)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", TRANSFER)
-def test_transfer_trains_a_step_and_reloads_identically(name, tmp_path):
     train_step_save_and_reload(name, tmp_path)
 
 
@@ -222,7 +215,7 @@ def test_reachability_check_does_not_wait_for_a_stalled_connection(monkeypatch):
 
 def test_cli_lists_every_model():
     result = subprocess.run(
-        [sys.executable, "-m", "bloodcells.architectures"],
+        [sys.executable, "-m", "bloodcells.cli", "models"],
         cwd=PROJECT,
         env=dvc_env(),
         capture_output=True,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.dataset import load_split
-from stages.preprocess import (
+from bloodcells.data.preprocess import (
     PreprocessError,
     drop_cross_split_duplicates,
     find_duplicates,
@@ -15,6 +14,7 @@ from stages.preprocess import (
     validate,
     write_preprocessed,
 )
+from bloodcells.data.splits import load_split
 from tests.synthetic import write_synthetic_npz
 
 NAMES = [f"class{i}" for i in range(8)]
