@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bloodcells.evaluation.report import HEADLINE as HEADLINE_KEYS
 from tests.chromium import find_chromium, render, scan
 from tests.conftest import run
 
@@ -33,7 +34,10 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 def test_evaluate_writes_every_metric_curve_and_image(reproduced_repo):
     repo = reproduced_repo
-    metrics = json.loads((repo / "metrics/evaluate/metrics.json").read_text())
+    headline = json.loads((repo / "metrics/evaluate/metrics.json").read_text())
+    metrics = json.loads((repo / "metrics/evaluate/report.json").read_text())
+    assert set(headline) == set(HEADLINE_KEYS)  # what `dvc exp show` shows: a few columns
+    assert headline == {key: metrics[key] for key in HEADLINE_KEYS}
     assert set(metrics) >= HEADLINE | COST
     assert metrics["test_images"] == 48 and metrics["epochs_run"] == 1
     assert metrics["parameters"] == 308008  # the residual CNN of the report

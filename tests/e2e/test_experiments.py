@@ -24,7 +24,10 @@ def test_going_back_to_a_trained_configuration_restores_it_from_the_run_cache(pr
     """A, then B, then A again: the third run trains nothing and gives back the first run's model."""
     first = run(project_repo, "dvc", "exp", "run", "-S", "seed=44")
     assert "train" in ran_stages(first.stdout)
-    model_a, card_a = digest(project_repo / "models/model.keras"), (project_repo / "models/model.json").read_text()
+    model_a, card_a = (
+        digest(project_repo / "models/model.keras"),
+        (project_repo / "models/model.json").read_text(),
+    )
     curves_a = (project_repo / "metrics/train/plots/metrics/val/loss.tsv").read_text()
 
     other = run(project_repo, "dvc", "exp", "run", "-S", "seed=43")
@@ -50,11 +53,15 @@ def queue_done(repo: Path) -> str:
         time.sleep(2)
 
 
-def test_a_queued_experiment_finds_a_mirror_given_relative_to_the_project_root(project_repo, synthetic_mirror):
+def test_a_queued_experiment_finds_a_mirror_given_relative_to_the_project_root(
+    project_repo, synthetic_mirror
+):
     """The queue runs the pipeline in a copy under .dvc/tmp/exps/, where `../x` would point elsewhere."""
     mirror = os.path.relpath(synthetic_mirror, project_repo)
     assert mirror.startswith("..")
-    queued = run(project_repo, "dvc", "exp", "run", "--queue", "-n", "relative-mirror", "-S", f"data.mirror={mirror}")
+    queued = run(
+        project_repo, "dvc", "exp", "run", "--queue", "-n", "relative-mirror", "-S", f"data.mirror={mirror}"
+    )
     assert "Queued experiment" in queued.stdout
     run(project_repo, "dvc", "queue", "start")
     status = queue_done(project_repo)

@@ -29,7 +29,13 @@ def test_the_wheel_holds_the_package_and_the_console_script(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     packages = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
     assert packages == {"bloodcells"}, "only the library is installed (not stages/, tests/, scripts/)"
-    for module in ("__init__.py", "cli.py", "core/params.py", "training/loop.py", "architectures/transfer.py"):
+    for module in (
+        "__init__.py",
+        "cli.py",
+        "core/params.py",
+        "training/loop.py",
+        "architectures/transfer.py",
+    ):
         assert f"bloodcells/{module}" in names
     entry_points = next(name for name in names if name.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
@@ -39,8 +45,20 @@ def test_the_wheel_holds_the_package_and_the_console_script(tmp_path):
 def test_the_installed_command_lists_the_models(tmp_path):
     target = tmp_path / "site"
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--target", str(target), "."],
-        cwd=shutil.copytree(PROJECT, tmp_path / "source", ignore=shutil.ignore_patterns(".*", "data", "__pycache__")),
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            ".",
+        ],
+        cwd=shutil.copytree(
+            PROJECT, tmp_path / "source", ignore=shutil.ignore_patterns(".*", "data", "__pycache__")
+        ),
         env=dvc_env(),
         capture_output=True,
         text=True,

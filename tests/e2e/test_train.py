@@ -125,13 +125,21 @@ def test_two_deterministic_runs_give_identical_metrics(project_repo):
     first = run(project_repo, "dvc", "repro")
     assert ran_stages(first.stdout) == ["train", "evaluate"]
     metrics, report = (project_repo / "metrics/evaluate" / name for name in ("metrics.json", "report.json"))
-    before = without_timings(metrics), without_timings(report), without_timings(project_repo / "models/model.json")
+    before = (
+        without_timings(metrics),
+        without_timings(report),
+        without_timings(project_repo / "models/model.json"),
+    )
     shutil.rmtree(project_repo / "metrics/evaluate")
     (project_repo / "models/model.json").unlink()
 
     second = run(project_repo, "dvc", "repro", "--force", "--downstream", "train")
     assert ran_stages(second.stdout) == ["train", "evaluate"]
-    after = without_timings(metrics), without_timings(report), without_timings(project_repo / "models/model.json")
+    after = (
+        without_timings(metrics),
+        without_timings(report),
+        without_timings(project_repo / "models/model.json"),
+    )
     assert after == before
     assert set(before[0]) == {"accuracy", "balanced_accuracy", "macro_f1", "auc", "ece"}
 

@@ -18,7 +18,10 @@ def ramp(n: int = 64) -> np.ndarray:
 
 
 def test_the_shipped_recipe_is_rot90_and_flips_only():
-    assert [layer.name for layer in augmentation_layers(group("augment"))] == ["augment_rot90", "augment_flip"]
+    assert [layer.name for layer in augmentation_layers(group("augment"))] == [
+        "augment_rot90",
+        "augment_flip",
+    ]
     everything = group("augment", crop_zoom=True, color_jitter=True)
     assert [layer.name for layer in augmentation_layers(everything)] == [
         "augment_rot90",

@@ -16,7 +16,13 @@ from PIL import Image
 
 from bloodcells.core.params import ParamsError
 from bloodcells.data.decode import Recipe, UnreadableImage, decode_bytes, decode_files
-from bloodcells.data.folder import FolderError, build_dataset, build_from_folder, check_params, write_folder_dataset
+from bloodcells.data.folder import (
+    FolderError,
+    build_dataset,
+    build_from_folder,
+    check_params,
+    write_folder_dataset,
+)
 from tests.conftest import PROJECT, SHARED_DATA, dvc_env, group, set_params, shipped_params
 
 PBC_SAMPLE = SHARED_DATA / "pbc-sample"
@@ -170,7 +176,10 @@ def test_arrays_follow_the_manifest_in_medmnist_format(tmp_path):
         expected, _ = decode_bytes((root / row["path"]).read_bytes(), Recipe((16,)))
         np.testing.assert_array_equal(npz["test_images"][int(row["index"])], expected[0])
         assert npz["test_labels"][int(row["index"]), 0] == dataset.classes.index(row["class"])
-    assert json.loads((tmp_path / "raw" / "classes.json").read_text()) == {"classes": ["a", "b"], "decoding": None}
+    assert json.loads((tmp_path / "raw" / "classes.json").read_text()) == {
+        "classes": ["a", "b"],
+        "decoding": None,
+    }
 
 
 def test_without_split_folders_each_class_is_split_7_1_2_by_a_seeded_draw(tmp_path):
@@ -309,7 +318,12 @@ def test_missing_path_a_file_and_a_folder_without_images_are_refused(tmp_path):
     ],
 )
 def test_bad_folder_params_are_refused_with_one_line_naming_the_key(overrides, message):
-    folder_source = {"data.source": "folder", "data.dataset": "cells", "data.sizes": [28], "data.path": "images"}
+    folder_source = {
+        "data.source": "folder",
+        "data.dataset": "cells",
+        "data.sizes": [28],
+        "data.path": "images",
+    }
     with pytest.raises(ParamsError, match=message) as error:
         shipped_params({**folder_source, **overrides})
     assert "\n" not in str(error.value)

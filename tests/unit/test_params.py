@@ -78,7 +78,10 @@ def test_a_hand_written_small_number_in_params_yaml_loads(tmp_path):
         ({"train.distribute": "horovod"}, "train.distribute: Input should be 'none' or 'data_parallel'"),
         ({"evaluate.tta_views": 9}, "evaluate.tta_views: Input should be less than or equal to 8"),
         ({"model": "resnet9000"}, "model 'resnet9000' has no models.resnet9000 group"),
-        ({"data.sizes": [28, 32], "train.size": 28}, "data.sizes [32]: MedMNIST publishes [28, 64, 128, 224] px"),
+        (
+            {"data.sizes": [28, 32], "train.size": 28},
+            "data.sizes [32]: MedMNIST publishes [28, 64, 128, 224] px",
+        ),
         ({"data.sizes": [28, 28]}, "data.sizes: sizes repeat: [28, 28]"),
         ({"class_weights.method": "inverse"}, "class_weights.method: Input should be 'balanced' or 'none'"),
     ],

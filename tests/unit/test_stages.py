@@ -32,7 +32,10 @@ BAD_PARAMS = {
     "typo-in-train": ({"train.epoch": 3}, "train.epoch: unknown key (a typo?)"),
     "typo-in-evaluate": ({"evaluate.tta_view": 8}, "evaluate.tta_view: unknown key (a typo?)"),
     "typo-in-preprocess": ({"preprocess.check_sizes": True}, "preprocess.check_sizes: unknown key (a typo?)"),
-    "train-size-not-prepared": ({"train.size": 64, "data.sizes": [28]}, "train.size 64 is not one of data.sizes"),
+    "train-size-not-prepared": (
+        {"train.size": 64, "data.sizes": [28]},
+        "train.size 64 is not one of data.sizes",
+    ),
     "no-sizes": ({"data.sizes": []}, "data.sizes: List should have at least 1 item"),
 }
 

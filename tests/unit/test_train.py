@@ -45,7 +45,10 @@ def keras_plateau_rates(val_losses: list[float], params) -> list[float]:
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.Adam(params.lr), loss="mse")
     callback = keras.callbacks.ReduceLROnPlateau(
-        factor=params.lr_factor, patience=params.lr_patience, min_lr=params.min_lr, min_delta=PLATEAU_MIN_DELTA
+        factor=params.lr_factor,
+        patience=params.lr_patience,
+        min_lr=params.min_lr,
+        min_delta=PLATEAU_MIN_DELTA,
     )
     callback.set_model(model)
     callback.on_train_begin()
@@ -81,7 +84,9 @@ def test_backup_folders_differ_by_configuration_and_history_reads_what_the_check
     backup.mkdir()
     assert completed_epochs(backup) == 0 and read_history(backup, 0) == []
     (backup / "training_metadata.json").write_text(json.dumps({"epoch": 2}))
-    (backup / "history.json").write_text(json.dumps([{"val_loss": 3.0}, {"val_loss": 1.0}, {"val_loss": 2.0}]))
+    (backup / "history.json").write_text(
+        json.dumps([{"val_loss": 3.0}, {"val_loss": 1.0}, {"val_loss": 2.0}])
+    )
     assert completed_epochs(backup) == 2
     assert read_history(backup, 2) == [{"val_loss": 3.0}, {"val_loss": 1.0}]  # killed between the two writes
     assert best_epoch([{"val_loss": 2.0}, {"val_loss": 1.0}, {"val_loss": 1.0}]) == 1
@@ -92,7 +97,8 @@ def tiny_splits(n: int = 48, seed: int = 0) -> tuple[Split, Split]:
     rng = np.random.default_rng(seed)
     labels = np.arange(n) % 2
     images = (labels[:, None, None, None] * 150 + rng.integers(0, 100, (n, 8, 8, 3))).astype(np.uint8)
-    return Split(images[: n // 2 + 8], labels[: n // 2 + 8]), Split(images[n // 2 + 8 :], labels[n // 2 + 8 :])
+    cut = n // 2 + 8
+    return Split(images[:cut], labels[:cut]), Split(images[cut:], labels[cut:])
 
 
 def tiny_model() -> keras.Model:
@@ -106,7 +112,9 @@ def test_run_state_records_every_epoch_keeps_the_best_weights_and_writes_curves(
     monkeypatch.chdir(tmp_path)  # the curves go to metrics/train under the working folder
     keras.utils.set_random_seed(0)
     train, val = tiny_splits()
-    params = BASE.model_copy(update={"epochs": 3, "batch_size": 8, "label_smoothing": 0.0, "jit_compile": "off"})
+    params = BASE.model_copy(
+        update={"epochs": 3, "batch_size": 8, "label_smoothing": 0.0, "jit_compile": "off"}
+    )
     backup = tmp_path / "backup"
     summary = train_resumable(tiny_model(), train, val, params, None, seed=0, backup=backup)
     history = json.loads((backup / "history.json").read_text())
@@ -221,7 +229,9 @@ def test_a_resumed_run_draws_the_random_numbers_an_uninterrupted_one_would(tmp_p
     flips would differ after a resume, and so would the model."""
     monkeypatch.chdir(tmp_path)
     train, val = tiny_splits()
-    params = BASE.model_copy(update={"epochs": 2, "batch_size": 8, "label_smoothing": 0.0, "jit_compile": "off"})
+    params = BASE.model_copy(
+        update={"epochs": 2, "batch_size": 8, "label_smoothing": 0.0, "jit_compile": "off"}
+    )
     whole = dropout_model()
     train_resumable(whole, train, val, params, None, seed=0, backup=tmp_path / "whole")
     interrupted = params.model_copy(update={"epochs": 1})  # stops after epoch 1 as a kill would
