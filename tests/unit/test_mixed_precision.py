@@ -28,6 +28,8 @@ def mixed_bfloat16():
 def test_a_model_built_under_mixed_bfloat16_outputs_float32_probabilities(name, mixed_bfloat16):
     hparams = {**(MODELS[name] or {}), **({"weights": None} if "weights" in (MODELS[name] or {}) else {})}
     model = create_model(name, (28, 28, 3), 8, None, hparams)
+    assert model.name == name and model.input.dtype == "uint8" and model.layers[-1].name == "predictions"
+    assert tuple(model.output.shape) == (None, 8)
     computes_in_bfloat16 = [layer for layer in model.layers if layer.compute_dtype == "bfloat16"]
     assert computes_in_bfloat16, "the policy did not apply: the test would prove nothing"
     assert model.layers[-1].dtype_policy.compute_dtype == "float32", model.layers[-1].dtype_policy
