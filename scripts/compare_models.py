@@ -1,7 +1,9 @@
 """Compare architectures as DVC experiments: queue one per model, run the queue, tabulate the results.
 
 The table (Markdown) and bar chart (PNG) are rendered from `dvc exp show --json`, so they cover
-whatever experiments the repository holds, not only the ones this command queued.
+whatever experiments the repository holds, not only the ones this command queued. Each run is tested
+against the best with McNemar's exact test on the same test images (their predictions.csv, read from
+the experiment's git ref): a small p says the gap in accuracy is not chance.
 Run from the project root:
     python -m scripts.compare_models                         # every registered model, then render
     python -m scripts.compare_models --models baseline skip --jobs 2 -S train.epochs=5
@@ -22,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from bloodcells.evaluation.paired import compare_revisions, format_p
 
 EVALUATE_METRICS = "metrics/evaluate/metrics.json"
 # (column title, metrics key, scale, decimals)
@@ -67,8 +71,8 @@ def wait_for_queue(poll_seconds: float) -> None:
         time.sleep(poll_seconds)
 
 
-def experiment_rows(show: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(name, data) of every commit and experiment in `dvc exp show --json` output."""
+def experiment_rows(show: list[dict[str, Any]]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(name, rev, data) of every commit and experiment in `dvc exp show --json` output."""
     for commit in show:
         for row in [
             commit,
@@ -77,25 +81,31 @@ def experiment_rows(show: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str,
             if row.get("data"):
                 yield (
                     row.get("name") or ("workspace" if row["rev"] == "workspace" else row["rev"][:7]),
+                    row["rev"],
                     row["data"],
                 )
 
 
 def comparison(show: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per experiment that has evaluate metrics: its name, model and metrics; best accuracy first.
+    """One row per experiment that has evaluate metrics: its name, rev, model and metrics; best first.
 
     Rows with the very same params and metrics are one run: the workspace usually repeats HEAD, and
     then the commit's name is kept.
     """
     rows: dict[str, dict[str, Any]] = {}
-    for name, data in experiment_rows(show):
+    for name, rev, data in experiment_rows(show):
         metrics = ((data.get("metrics") or {}).get(EVALUATE_METRICS) or {}).get("data")
         params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
         if not metrics or "accuracy" not in metrics:
             continue
         key = json.dumps([params, metrics], sort_keys=True)
         if key not in rows or rows[key]["experiment"] == "workspace":
-            rows[key] = {"experiment": name, "model": params.get("model", "?"), "metrics": metrics}
+            rows[key] = {
+                "experiment": name,
+                "rev": rev,
+                "model": params.get("model", "?"),
+                "metrics": metrics,
+            }
     return sorted(rows.values(), key=lambda r: -r["metrics"]["accuracy"])
 
 
@@ -104,14 +114,47 @@ def cell(value: Any, scale: float, decimals: int) -> str:
     return "" if not isinstance(value, int | float) else f"{value * scale:,.{decimals}f}"
 
 
+PAIRED_NOTE = (
+    "p vs best: McNemar's exact test against the first row on the same test images; in brackets, the "
+    "images only the best gets right / only this run gets right. p < 0.05: the gap is unlikely to be chance."
+)
+
+
+def add_paired_tests(rows: list[dict[str, Any]], repo: Path | None = None) -> list[dict[str, Any]]:
+    """Rows, each but the best (the first) given `paired`: its test against the best, or why there is none."""
+    for row in rows[1:]:
+        row["paired"] = compare_revisions(rows[0]["rev"], row["rev"], repo)
+    return rows
+
+
+def paired_cell(row: dict[str, Any]) -> str:
+    """`p (a/b)`: the p-value and the images only the best / only this run gets right; `best`; or n/a."""
+    test = row.get("paired")
+    if test is None:
+        return "best"
+    if isinstance(test, str):
+        return "n/a"
+    return f"{format_p(test['p_value'])} ({test['a_only']}/{test['b_only']})"
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    """The comparison as a GitHub Markdown table."""
-    header = ["experiment", "model", *(title for title, *_ in COLUMNS)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 2 + "---:|" * len(COLUMNS)]
+    """The comparison as a GitHub Markdown table, with the paired test against the best when rows have it."""
+    paired = any("paired" in row for row in rows)
+    header = ["experiment", "model", *(title for title, *_ in COLUMNS), *(["p vs best"] if paired else [])]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 2 + "---:|" * (len(header) - 2)]
     for row in rows:
         values = [cell(row["metrics"].get(key), scale, decimals) for _, key, scale, decimals in COLUMNS]
+        values += [paired_cell(row)] if paired else []
         lines.append("| " + " | ".join([row["experiment"], row["model"], *values]) + " |")
     return "\n".join(lines) + "\n"
+
+
+def paired_note(rows: list[dict[str, Any]]) -> str:
+    """What the `p vs best` column means, and why a run has none; empty without the column."""
+    if not any("paired" in row for row in rows):
+        return ""
+    missing = [f"{row['experiment']}: {row['paired']}" for row in rows if isinstance(row.get("paired"), str)]
+    return PAIRED_NOTE + "".join(f"\n- n/a, {why}" for why in missing) + "\n"
 
 
 def bar_chart(rows: list[dict[str, Any]]):
@@ -153,13 +196,13 @@ def bar_chart(rows: list[dict[str, Any]]):
 
 def render(out: Path) -> str:
     """Write the Markdown table and bar chart of every experiment with metrics; return the Markdown."""
-    rows = comparison(json.loads(dvc("exp", "show", "--json")))
+    rows = add_paired_tests(comparison(json.loads(dvc("exp", "show", "--json"))))
     if not rows:
         sys.exit(
             f"compare_models: no commit or experiment has {EVALUATE_METRICS}; run some experiments first"
         )
     out.mkdir(parents=True, exist_ok=True)
-    table = markdown_table(rows)
+    table = markdown_table(rows) + "\n" + paired_note(rows)
     (out / "model_comparison.md").write_text(table)
     figure = bar_chart(rows)
     figure.savefig(out / "model_comparison.png", dpi=110, metadata={"Software": None})

@@ -12,12 +12,14 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: make `stages` importable
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT))  # run as a script: make `bloodcells` importable from this checkout
 
 import keras  # noqa: E402
 
+import bloodcells  # noqa: E402, F401  (environment defaults before Keras is imported)
 from bloodcells.architectures import create_model, get_builder, list_models, model_source  # noqa: E402
-from bloodcells.core.params import read_params  # noqa: E402
+from bloodcells.core.params import read_yaml  # noqa: E402
 
 N_CLASSES = 8
 SIZES = (28, 64, 128)
@@ -54,7 +56,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="image sides in px")
     parser.add_argument("--models", nargs="+", default=None, help="model names (default: all registered)")
     args = parser.parse_args()
-    hparams = read_params().get("models") or {}
+    hparams = read_yaml(PROJECT / "params.yaml").get("models") or {}
     try:
         table = model_table(args.models or list_models(), tuple(args.sizes), hparams)
     except ValueError as error:

@@ -3,9 +3,13 @@
 The pull-request workflow (.github/workflows/pr.yml) reproduces the pipeline and posts this report
 as a PR comment; run it yourself the same way, from the project root, after `dvc repro`:
     python -m scripts.pr_report --base main > report.md
-Metrics and params come from `dvc metrics diff` / `dvc params diff`; a plot counts as changed when
-one of its files (git-tracked outputs, cache: false) differs from the base's. Changed images are
-embedded with paths relative to the project root, so `cml comment create --publish` can upload them.
+Metrics and params come from `dvc metrics diff` / `dvc params diff`, with McNemar's exact test of
+the base's and the workspace's outcomes on the same test images under the metrics (is the change in
+accuracy more than chance?). A plot counts as changed when one of its files (git-tracked outputs,
+cache: false) differs from the base's. Changed images are only listed by path (the workflow attaches
+them as an artifact): nothing in the report leaves the machine. `--embed-images` embeds them
+instead, for `cml comment ... --publish`, which uploads them to a public host: only ever for
+synthetic or public images, never a lab's own.
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ from typing import Any
 
 import yaml
 
+from bloodcells.evaluation.paired import WORKSPACE, compare_revisions, verdict
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".svg"}
+IMAGES_ARTIFACT = "pr-report"  # the artifact .github/workflows/pr.yml attaches the images to
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -62,30 +69,43 @@ def changed(path: str, base: str) -> bool:
     return (before.stdout if before.returncode == 0 else None) != now
 
 
-def plots_section(definitions: dict[str, list[str]], base: str) -> str:
-    """Markdown list of the plots whose files changed, with changed images embedded."""
+def plots_section(definitions: dict[str, list[str]], base: str, embed_images: bool = False) -> str:
+    """Markdown list of the plots whose files changed; changed images listed by path, or embedded."""
     lines, images = [], []
     for plot_id, paths in definitions.items():
         files = [f for p in paths for f in files_under(p, base) if changed(f, base)]
-        for file in files:
-            if Path(file).suffix.lower() in IMAGE_SUFFIXES and Path(file).is_file():
-                images.append(f"#### {file}\n\n![{file}]({file})")
+        images += [f for f in files if Path(f).suffix.lower() in IMAGE_SUFFIXES and Path(f).is_file()]
         if files and not all(Path(f).suffix.lower() in IMAGE_SUFFIXES for f in files):
             lines.append(f"- {plot_id}: {', '.join(f'`{f}`' for f in files)}")
     if not lines and not images:
         return "No plot changed."
-    if images:  # folded: a comment full of figures buries the tables
-        images = [f"<details><summary>Changed images ({len(images)})</summary>", *images, "</details>"]
-    return "\n\n".join(["\n".join(lines), *images]).strip()
+    if not images:
+        return "\n".join(lines)
+    if not embed_images:  # paths only: the images stay where they are (the workflow's artifact)
+        listed = "\n".join(f"- `{file}`" for file in images)
+        where = f"in the workflow's `{IMAGES_ARTIFACT}` artifact"
+        shown = [f"Changed images ({len(images)}), {where}:\n\n{listed}"]
+    else:  # folded: a comment full of figures buries the tables
+        shown = [f"<details><summary>Changed images ({len(images)})</summary>"]
+        shown += [f"#### {file}\n\n![{file}]({file})" for file in images] + ["</details>"]
+    return "\n\n".join(["\n".join(lines), *shown]).strip()
 
 
-def build_report(base: str, title: str, note: str = "") -> str:
-    """The whole comment: metrics diff, params diff and changed plots against `base`."""
+def paired_section(base: str) -> str:
+    """McNemar's exact test of the base's test outcomes against the workspace's, as one paragraph."""
+    test = compare_revisions(base, WORKSPACE)
+    if isinstance(test, str):
+        return f"Paired test: none ({test})."
+    return "Paired test: " + verdict(test, "the base", "this pull request")
+
+
+def build_report(base: str, title: str, note: str = "", embed_images: bool = False) -> str:
+    """The whole comment: metrics diff with the paired test, params diff and changed plots against `base`."""
     metrics = dvc_markdown("metrics", "diff", base) or "No metric changed."
     params = dvc_markdown("params", "diff", base) or "No param changed."
     definitions = plot_definitions(yaml.safe_load(Path("dvc.yaml").read_text()) or {})
-    parts = [f"## {title}", note, "### Metrics", metrics, "### Params", params]
-    parts += ["### Plots", plots_section(definitions, base)]
+    parts = [f"## {title}", note, "### Metrics", metrics, paired_section(base), "### Params", params]
+    parts += ["### Plots", plots_section(definitions, base, embed_images)]
     return "\n\n".join(part for part in parts if part) + "\n"
 
 
@@ -94,6 +114,12 @@ def main() -> None:
     parser.add_argument("--base", default="main", help="revision to compare the workspace with")
     parser.add_argument("--title", help="heading of the report (default: Pipeline results against BASE)")
     parser.add_argument("--note", default="", help="a paragraph under the heading (e.g. the configuration)")
+    parser.add_argument(
+        "--embed-images",
+        action="store_true",
+        help="embed changed images (for `cml comment --publish`, which uploads them to a public host: "
+        "synthetic or public images only); default: list their paths",
+    )
     args = parser.parse_args()
     if not Path("dvc.yaml").exists():
         sys.exit("pr_report: run from the project root (where dvc.yaml is)")
@@ -102,7 +128,7 @@ def main() -> None:
             f"pr_report: unknown revision {args.base!r} (fetch it first, e.g. git fetch origin main:main)"
         )
     title = args.title or f"Pipeline results against {args.base}"
-    print(build_report(args.base, title, args.note), end="")
+    print(build_report(args.base, title, args.note, args.embed_images), end="")
 
 
 if __name__ == "__main__":

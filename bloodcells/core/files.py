@@ -76,10 +76,11 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
                 np.lib.format.write_array(f, np.ascontiguousarray(array), allow_pickle=False)
 
 
-def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Write rows of equal keys as CSV with a header (the first row's keys, in order)."""
+def write_csv(path: Path, rows: list[dict[str, Any]], fieldnames: list[str] | None = None) -> None:
+    """Write rows of equal keys as CSV with a header (`fieldnames`, else the first row's keys, in order)."""
     with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
+        header = fieldnames or (list(rows[0]) if rows else [])
+        writer = csv.DictWriter(f, fieldnames=header, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
 

@@ -9,6 +9,7 @@ as strings, and they are floats here.
 
 from __future__ import annotations
 
+import copy
 import re
 from functools import cache
 from pathlib import Path
@@ -62,6 +63,7 @@ class FolderParams(_Group):
     split_seed: int
     crop: Count | None
     resize_filter: ResizeFilter
+    follow_external_links: bool
 
     @field_validator("classes")
     @classmethod
@@ -111,6 +113,8 @@ class TrainParams(_Group):
     schedule: Literal["plateau", "cosine"]
     warmup_epochs: Annotated[int, Field(ge=0)]
     label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)]
+    recompute_batchnorm: bool
+    ensemble: Annotated[int, Field(ge=1, le=16)]
     deterministic: bool
     mixed_precision: Switch
     jit_compile: Switch
@@ -131,6 +135,8 @@ class EvaluateParams(_Group):
     mistakes: Annotated[int, Field(ge=0)]
     gradcam_per_class: Annotated[int, Field(ge=0)]
     calibration_bins: Count
+    bootstrap_resamples: Annotated[int, Field(strict=False, ge=100)]
+    referral_target_accuracy: Annotated[float, Field(gt=0.0, le=1.0)]
 
 
 class Params(_Group):
@@ -214,6 +220,25 @@ def read_yaml(path: Path) -> Any:
 def load_params(path: Path = PARAMS_FILE) -> Params:
     """The whole params file, validated (read once per process)."""
     return parse_params(read_yaml(path), path)
+
+
+def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any], source: str) -> dict[str, Any]:
+    """A copy of params `raw` with dotted keys (`train.lr: 1e-4`, as in configs/*.yaml) set.
+
+    A key that params.yaml does not have is an error, so a configuration cannot silently drift.
+    """
+    result = copy.deepcopy(raw)
+    for dotted, value in overrides.items():
+        *parents, leaf = str(dotted).split(".")
+        node = result
+        for key in parents:
+            if not isinstance(node, dict) or key not in node:
+                raise ParamsError(f"{source}: {dotted}: no such key in {PARAMS_FILE}")
+            node = node[key]
+        if not isinstance(node, dict) or leaf not in node:
+            raise ParamsError(f"{source}: {dotted}: no such key in {PARAMS_FILE}")
+        node[leaf] = value
+    return result
 
 
 def model_hparams(params: Params) -> dict[str, Any]:

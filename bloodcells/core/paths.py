@@ -29,6 +29,8 @@ TRAIN_METRICS_DIR = Path("metrics/train")  # dvclive's folder of the train stage
 EVAL_METRICS_DIR = Path("metrics/evaluate")
 EVAL_PLOTS_DIR = Path("plots/evaluate")
 EVAL_IMAGES_DIR = EVAL_PLOTS_DIR / "images"
+# git-tracked (cache: false), so every commit and experiment holds its per-image test outcomes
+PREDICTIONS_FILE = EVAL_PLOTS_DIR / "predictions.csv"
 
 # DVC runs queued and --temp experiments in a copy of the repository under this folder.
 _EXPERIMENT_COPIES = (".dvc", "tmp", "exps")

@@ -8,6 +8,8 @@ file, are verified and renamed into place, so a failure leaves no file behind.
 from __future__ import annotations
 
 import hashlib
+import http.client
+import re
 import shutil
 import sys
 import urllib.error
@@ -29,6 +31,7 @@ TIMEOUT_S = 30
 # 360x363 JPEGs, centre-cropped to 200x200 and resized); recorded so `predict` can repeat it.
 MEDMNIST_DECODING = {"bloodmnist": {"crop": 200, "resize_filter": "bicubic"}}
 CHUNK_BYTES = 1 << 20
+MD5_HEX = re.compile(r"[0-9a-fA-F]{32}")
 
 
 class DownloadError(StageError):
@@ -41,6 +44,7 @@ class Remote:
 
     url: str
     md5: str
+    md5_source: str = "medmnist's table"  # where `md5` came from, for the mismatch message
 
 
 def mirror_base(mirror: str) -> str:
@@ -57,19 +61,33 @@ def mirror_base(mirror: str) -> str:
     return base if base.endswith("/") else base + "/"
 
 
+def parse_md5sums(text: str, source: str) -> dict[str, str]:
+    """Name -> MD5 from `md5sum` output (`<md5>  <name>` lines); a malformed line names file and line."""
+    sums = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split(maxsplit=1)
+        if len(parts) != 2 or not MD5_HEX.fullmatch(parts[0]):
+            raise DownloadError(
+                f"{source} line {number}: expected '<32 hex digits>  <file name>', got {line.strip()[:80]!r}"
+            )
+        sums[parts[1].lstrip("*").strip()] = parts[0].lower()
+    return sums
+
+
 def read_md5sums(base: str) -> dict[str, str]:
-    """Parse `MD5SUMS` (lines of `<md5>  <name>`) at a mirror; empty if it has none."""
+    """Parse `MD5SUMS` at a mirror; empty if it has none."""
     try:
         with urllib.request.urlopen(base + "MD5SUMS", timeout=TIMEOUT_S) as response:
-            text = response.read().decode()
+            data = response.read()
     except (urllib.error.URLError, OSError):
         return {}
-    sums = {}
-    for line in text.splitlines():
-        if line.strip():
-            md5, name = line.split(maxsplit=1)
-            sums[name.lstrip("*").strip()] = md5.lower()
-    return sums
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        raise DownloadError(f"{base}MD5SUMS: not text (expected `md5sum` output)") from None
+    return parse_md5sums(text, base + "MD5SUMS")
 
 
 def plan_remotes(params: DataParams) -> dict[int, Remote]:
@@ -78,10 +96,15 @@ def plan_remotes(params: DataParams) -> dict[int, Remote]:
     sums = read_md5sums(mirror_base(params.mirror)) if params.mirror else {}
     for size in params.sizes:
         url, md5 = info_url_and_md5(params.dataset, size)
+        source = "medmnist's table (medmnist.info.INFO)"
         if params.mirror:
             name = medmnist_filename(params.dataset, size)
-            url, md5 = mirror_base(params.mirror) + name, sums.get(name, md5)
-        remotes[size] = Remote(url=url, md5=md5)
+            url = mirror_base(params.mirror) + name
+            if name in sums:
+                md5, source = sums[name], "the mirror's MD5SUMS"
+            else:
+                source += ", the mirror has no MD5SUMS entry for it"
+        remotes[size] = Remote(url=url, md5=md5, md5_source=source)
     return remotes
 
 
@@ -114,14 +137,23 @@ def fetch(remote: Remote, dest: Path) -> None:
             tmp.open("wb") as out,
             tqdm(total=total, unit="B", unit_scale=True, desc=name, file=sys.stderr) as bar,
         ):
+            progress = _Progress(response, bar)
             try:
-                shutil.copyfileobj(_Progress(response, bar), out, CHUNK_BYTES)
-            except OSError as error:
-                raise DownloadError(f"{name}: transfer from {remote.url} failed: {error}") from error
+                shutil.copyfileobj(progress, out, CHUNK_BYTES)
+            except (OSError, http.client.HTTPException) as error:
+                raise DownloadError(
+                    f"{name}: transfer from {remote.url} failed after {progress.received} bytes: {error}"
+                ) from error
+        if total is not None and progress.received < total:
+            raise DownloadError(
+                f"{name}: short read from {remote.url}: {progress.received} of {total} bytes "
+                "(the server hung up; try again)"
+            )
         actual = file_md5(tmp)
         if actual != remote.md5:
             raise DownloadError(
-                f"{name}: checksum mismatch from {remote.url}: expected {remote.md5}, got {actual}"
+                f"{name}: checksum mismatch from {remote.url}: expected {remote.md5} "
+                f"(from {remote.md5_source}), got {actual}"
             )
         if not zipfile.is_zipfile(tmp):
             raise DownloadError(f"{name}: not an npz file ({remote.url}, md5 {actual})")
@@ -131,10 +163,11 @@ class _Progress:
     """File-like wrapper that advances a tqdm bar as bytes are read."""
 
     def __init__(self, raw, bar: tqdm) -> None:
-        self.raw, self.bar = raw, bar
+        self.raw, self.bar, self.received = raw, bar, 0
 
     def read(self, n: int = -1) -> bytes:
         chunk = self.raw.read(n)
+        self.received += len(chunk)
         self.bar.update(len(chunk))
         return chunk
 

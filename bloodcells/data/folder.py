@@ -81,6 +81,16 @@ def manifest_csv(files: list[ImageFile], splits: list[str], md5s: list[str]) -> 
     return buffer.getvalue()
 
 
+def skip_reasons(skipped: list[dict[str, str]]) -> str:
+    """'; N file(s) skipped: 3x not an image: ..., 1x cannot decode: ...' (most common first), or ''."""
+    if not skipped:
+        return ""
+    counts = Counter(entry["reason"] for entry in skipped).most_common()
+    listed = ", ".join(f"{n}x {reason}" for reason, n in counts[:5])
+    more = f", and {len(counts) - 5} other reason(s)" if len(counts) > 5 else ""
+    return f"; {len(skipped)} file(s) skipped: {listed}{more}"
+
+
 @dataclass
 class FolderDataset:
     """Everything the folder source writes, built in memory first so a refusal writes nothing."""
@@ -93,7 +103,7 @@ class FolderDataset:
 
 def build_dataset(root: Path, sizes: list[int], params: FolderParams, workers: int = 1) -> FolderDataset:
     """Scan, decode every file once for all sizes, choose classes, assign splits and stack the arrays."""
-    scan = scan_folder(root)
+    scan = scan_folder(root, params.follow_external_links)
     warnings = list(scan.warnings)
     found = {file.label_name for file in scan.files}
     wanted = [f for f in scan.files if params.classes is None or f.label_name in params.classes]
@@ -117,7 +127,10 @@ def build_dataset(root: Path, sizes: list[int], params: FolderParams, workers: i
     usable = {wanted[i].label_name for i in keep}
     for name in sorted({file.label_name for file in wanted} - usable):
         warnings.append(f"class {name!r}: none of its files could be decoded")
-    classes = choose_classes(usable, params.classes)
+    try:
+        classes = choose_classes(usable, params.classes, found)
+    except FolderError as error:
+        raise FolderError(f"{error}{skip_reasons(skipped)}") from None
     files, md5s = [wanted[i] for i in keep], [decoded.md5[i] for i in keep]
     splits = assign_splits(files, md5s, set(scan.split_folders), params.split_ratios, params.split_seed)
     counts = {split: dict.fromkeys(classes, 0) for split in SPLITS}
@@ -155,6 +168,7 @@ def build_dataset(root: Path, sizes: list[int], params: FolderParams, workers: i
             "used": len(files),
             "skipped": len(skipped),
             "left_out": len(scan.files) - len(wanted),
+            "external_links_refused": len(scan.external_links),
             "other_files": scan.other_files,
         },
         "skipped": skipped,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bloodcells.data.splits import SPLITS
@@ -41,6 +41,7 @@ class Scan:
     split_folders: dict[str, str]  # split -> folder name as found, e.g. {"train": "TRAIN"}
     other_files: int  # files without an image suffix, ignored
     warnings: list[str]
+    external_links: list[str] = field(default_factory=list)  # links leaving data.path, refused
 
 
 def _skip_folder(name: str) -> bool:
@@ -61,8 +62,30 @@ def _images_under(folder: Path, root: Path) -> tuple[list[str], int]:
     return images, others
 
 
-def scan_folder(root: Path) -> Scan:
-    """Find the layout, the split folders, the class folders and every image-suffix file."""
+def leaves_root(path: Path, root: Path) -> bool:
+    """Whether `path`, with every symbolic link on the way resolved, lies outside `root`."""
+    return not path.resolve().is_relative_to(root.resolve())
+
+
+def refuse_external_links(root: Path, files: list[ImageFile], warnings: list[str]) -> list[str]:
+    """Drop the files whose links lead outside `root` (a counted warning); return their paths."""
+    outside = [file.path for file in files if leaves_root(root / file.path, root)]
+    if outside:
+        warnings.append(
+            f"{len(outside)} file(s) refused: symbolic links leading outside data.path, e.g. "
+            + ", ".join(outside[:5])
+            + " (set folder.follow_external_links: true to read them)"
+        )
+    return outside
+
+
+def scan_folder(root: Path, follow_external_links: bool = False) -> Scan:
+    """Find the layout, the split folders, the class folders and every image-suffix file.
+
+    A file reached through a symbolic link that leaves `root` (a link to a system file, or to an image
+    elsewhere) is left out with a counted warning unless `follow_external_links`; `root` itself may
+    be a link.
+    """
     if not root.exists():
         raise FolderError(f"data.path {str(root)!r}: no such folder")
     if not root.is_dir():
@@ -102,20 +125,30 @@ def scan_folder(root: Path) -> Scan:
             files += [ImageFile(path, entry.name, split) for path in images]
     if loose:
         warnings.append(f"{loose} image file(s) outside class folders ignored")
+    external = [] if follow_external_links else refuse_external_links(root, files, warnings)
+    refused = set(external)
+    files = [file for file in files if file.path not in refused]
     if not files:
         raise FolderError(
             f"data.path {str(root)!r}: no images in class folders (expected <class>/<image> or "
             f"<split>/<class>/<image>, suffixes {', '.join(IMAGE_SUFFIXES)})"
+            + (f"; {len(external)} link(s) leading outside it refused" if external else "")
         )
-    return Scan(sorted(files, key=lambda f: f.path), split_folders, other_files, warnings)
+    return Scan(sorted(files, key=lambda f: f.path), split_folders, other_files, warnings, external)
 
 
-def choose_classes(usable: set[str], explicit: list[str] | None) -> list[str]:
-    """Label order: `explicit` when given (each must have usable images), else the sorted folder names."""
+def choose_classes(usable: set[str], explicit: list[str] | None, found: set[str] | None = None) -> list[str]:
+    """Label order: `explicit` when given (each must have usable images), else the sorted folder names.
+
+    `found` is every class folder the scan saw, listed when an explicit name is not among the usable.
+    """
     names = sorted(usable) if explicit is None else [str(name) for name in explicit]
     missing = [name for name in names if name not in usable]
     if missing:
-        raise FolderError(f"folder.classes {missing} have no usable images; class folders: {sorted(usable)}")
+        raise FolderError(
+            f"folder.classes {missing} have no usable images; class folders found: "
+            f"{sorted(found if found is not None else usable)}"
+        )
     if len(names) < 2:
         raise FolderError(f"need at least two classes with usable images, found {names}")
     if len(names) > 256:

@@ -23,8 +23,17 @@ def dataset_info(dataset: str) -> dict[str, Any]:
     """INFO entry of one 2D multi-class MedMNIST dataset, with a clear error for unknown names."""
     info = medmnist_info()
     if dataset not in info:
-        known = sorted(name for name, entry in info.items() if "url" in entry and "3d" not in name)
+        known = sorted(
+            name
+            for name, entry in info.items()
+            if "url" in entry and "3d" not in name and not entry["task"].startswith("multi-label")
+        )
         raise ValueError(f"Unknown MedMNIST dataset {dataset!r}. Known: {', '.join(known)}")
+    if "3d" in dataset or info[dataset]["task"].startswith("multi-label"):
+        raise ValueError(
+            f"MedMNIST dataset {dataset!r} is {'3D' if '3d' in dataset else info[dataset]['task']}: "
+            "this pipeline classifies 2D images into one class each"
+        )
     return info[dataset]
 
 

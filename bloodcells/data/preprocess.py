@@ -1,8 +1,9 @@
 """Validate one size's MedMNIST-format arrays and summarise them: counts, channel statistics, duplicates.
 
 MedMNIST files must come at MedMNIST's sizes (and split sizes, when checked); files built from an
-image folder may have any size and split sizes. Nothing here unpickles: npz members load with
-`allow_pickle=False`.
+image folder may have any size and split sizes. Grayscale sets (images (N, H, W)) become three equal
+channels, so every later stage and architecture sees (N, H, W, 3). Nothing here unpickles: npz
+members load with `allow_pickle=False`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from bloodcells.data.medmnist import dataset_info
 from bloodcells.data.splits import SPLITS, Split, read_class_names, read_decoding
 
 MAX_LISTED_DUPLICATES = 100
+STATS_CHUNK_PIXELS = 1 << 20  # pixels per step of the channel statistics: 25 MB of uint64 for RGB
 
 
 class PreprocessError(ValueError):
@@ -35,6 +37,16 @@ def load_raw(path: Path) -> dict[str, np.ndarray]:
             return {key: npz[key] for key in npz.files}
     except (OSError, ValueError) as error:
         raise PreprocessError(f"{path}: not a readable npz ({error})") from error
+
+
+def gray_to_rgb(images: np.ndarray) -> np.ndarray:
+    """Grayscale images (N, H, W) or (N, H, W, 1) as three equal channels (N, H, W, 3), any dtype kept.
+
+    Every architecture, ImageNet's pre-trained ones included, takes three channels; equal channels
+    carry exactly the grayscale information.
+    """
+    gray = images.reshape(images.shape[:3])
+    return np.repeat(gray[..., None], 3, axis=-1)
 
 
 def validate(
@@ -60,9 +72,12 @@ def validate(
     splits = {}
     for split in SPLITS:
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if images.shape[1:] in ((size, size), (size, size, 1)):  # grayscale MedMNIST (OrganAMNIST, ...)
+            images = gray_to_rgb(images)
         if images.ndim != 4 or images.shape[1:] != (size, size, 3):
             raise PreprocessError(
-                f"{source}: {split}_images has shape {images.shape}, expected (N, {size}, {size}, 3)"
+                f"{source}: {split}_images has shape {images.shape}, expected (N, {size}, {size}, 3) "
+                f"or grayscale (N, {size}, {size})"
             )
         if images.dtype != np.uint8:
             raise PreprocessError(f"{source}: {split}_images has dtype {images.dtype}, expected uint8")
@@ -133,20 +148,44 @@ def find_duplicates(splits: dict[str, Split]) -> dict[str, Any]:
     }
 
 
+def channel_stats(
+    images: np.ndarray, chunk_pixels: int = STATS_CHUNK_PIXELS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and (population) std in [0, 1] of uint8 images (N, H, W, C), in one streaming pass.
+
+    Exact integer sums of values and of squares (uint64), a few images at a time, so memory stays
+    at one small chunk instead of a float64 copy of every pixel (10 GB at 128 px).
+    """
+    channels = images.shape[-1]
+    per_image = max(1, images[0].size // channels) if len(images) else 1
+    step = max(1, chunk_pixels // per_image)
+    total = np.zeros(channels, dtype=np.uint64)
+    squares = np.zeros(channels, dtype=np.uint64)
+    for start in range(0, len(images), step):
+        block = np.asarray(images[start : start + step]).reshape(-1, channels).astype(np.uint64)
+        total += block.sum(axis=0)
+        squares += np.einsum("ij,ij->j", block, block)
+    count = max(1, images.size // channels)
+    # Var = (n * sum(x^2) - sum(x)^2) / n^2, in Python integers: exact, no cancellation.
+    variance = [(count * int(sq) - int(t) ** 2) / count**2 for sq, t in zip(squares, total, strict=True)]
+    mean = np.array([int(t) / count for t in total])
+    return mean / 255.0, np.sqrt(np.array(variance)) / 255.0
+
+
 def summarize(splits: dict[str, Split], names: list[str]) -> dict[str, Any]:
     """Counts per class per split, train channel mean/std in [0, 1], and duplicates."""
     counts = {
         split: {names[c]: int(n) for c, n in enumerate(np.bincount(data.labels, minlength=len(names)))}
         for split, data in splits.items()
     }
-    pixels = splits["train"].images.reshape(-1, 3).astype(np.float64) / 255.0
+    mean, std = channel_stats(splits["train"].images)
     return {
         "classes": names,
         "image_shape": list(splits["train"].images.shape[1:]),
         "counts": counts,
         "totals": {split: len(data.labels) for split, data in splits.items()},
-        "channel_mean": [round(float(v), 6) for v in pixels.mean(axis=0)],
-        "channel_std": [round(float(v), 6) for v in pixels.std(axis=0)],
+        "channel_mean": [round(float(v), 6) for v in mean],
+        "channel_std": [round(float(v), 6) for v in std],
         "duplicates": find_duplicates(splits),
     }
 

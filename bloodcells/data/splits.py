@@ -19,7 +19,7 @@ def read_class_names(path: Path = CLASSES_FILE) -> list[str]:
     try:
         names = json.loads(path.read_text())["classes"]
     except FileNotFoundError as error:
-        raise ValueError(f"{path} not found: run the download stage first") from error
+        raise ValueError(f"{path} not found: run `dvc repro download` first") from error
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{path}: not a class list ({error})") from error
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names):

@@ -2,10 +2,14 @@
 
 AUC follows MedMNIST's definition for multi-class tasks: the mean over classes of the one-vs-rest
 ROC AUC of that class's predicted probability. Calibration is measured on the top-label confidence
-(the probability of the predicted class), the quantity a reliability diagram plots.
+(the probability of the predicted class), the quantity a reliability diagram plots. Macro averages
+are over the classes present in the test split: a class with no test image has no recall, and
+counting it as 0 would pull every macro figure down (its name is listed in `absent_classes`).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import (
@@ -70,17 +74,31 @@ def expected_calibration_error(y_true: np.ndarray, y_score: np.ndarray, n_bins: 
     return float(sum(b["count"] * abs(b["confidence"] - b["accuracy"]) for b in bins) / len(y_true))
 
 
-def classification_metrics(y_true: np.ndarray, y_score: np.ndarray, n_bins: int = 10) -> dict[str, float]:
-    """Headline test metrics from labels (N,) and predicted probabilities (N, n_classes)."""
+def absent_classes(y_true: np.ndarray, class_names: list[str]) -> list[str]:
+    """Names of the classes without a single image in `y_true`, in label order."""
+    present = set(np.unique(y_true).tolist())
+    return [name for c, name in enumerate(class_names) if c not in present]
+
+
+def classification_metrics(
+    y_true: np.ndarray, y_score: np.ndarray, n_bins: int = 10, class_names: list[str] | None = None
+) -> dict[str, Any]:
+    """Headline test metrics from labels (N,) and predicted probabilities (N, n_classes).
+
+    Macro figures average over the classes present in `y_true` (scikit-learn's `labels=`), as
+    balanced accuracy does; `absent_classes` names the others.
+    """
     y_pred = y_score.argmax(axis=1)
     labels = np.arange(y_score.shape[1])
-    metrics = {
+    names = class_names or [str(c) for c in labels]
+    metrics: dict[str, Any] = {
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
+        "absent_classes": absent_classes(y_true, names),
     }
     for average in ("macro", "weighted"):
         precision, recall, f1, _ = precision_recall_fscore_support(
-            y_true, y_pred, labels=labels, average=average, zero_division=0
+            y_true, y_pred, labels=np.unique(y_true), average=average, zero_division=0
         )
         metrics |= {f"{average}_precision": float(precision), f"{average}_recall": float(recall)}
         metrics[f"{average}_f1"] = float(f1)

@@ -1,10 +1,14 @@
 """Report figures as pure functions: arrays and rows in, a matplotlib Figure out; the caller saves it.
 
 Uses the Agg backend (no display needed). Class names are shortened to their first words for the
-figures ("immature granulocytes(myelocytes, ...)" -> "immature granulocytes").
+figures ("immature granulocytes(myelocytes, ...)" -> "immature granulocytes"). Names in a script
+matplotlib's own font lacks (CJK, say) are drawn with an installed font that has it (`drawable_names`),
+or, when none has, replaced by `class <label>` with a note in the figure, never drawn as boxes.
 """
 
 from __future__ import annotations
+
+from functools import cache
 
 import matplotlib
 
@@ -12,10 +16,56 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
+from matplotlib import font_manager, ft2font  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 WRONG, RIGHT = "#c62828", "#2e7d32"  # title colours of misclassified / correct images
+MAIN_FONT = "DejaVu Sans"  # matplotlib's own
+PLACEHOLDER_FONTS = ("Last Resort",)  # draws every character as a box: never a fallback
+
+
+@cache
+def font_characters(family: str) -> frozenset[int]:
+    """Code points of the file matplotlib would use for `family`."""
+    path = font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
+    return frozenset(ft2font.FT2Font(path).get_charmap())
+
+
+def installed_families() -> list[str]:
+    """Font families matplotlib knows, sorted, without placeholder fonts."""
+    names = {entry.name for entry in font_manager.fontManager.ttflist}
+    return sorted(name for name in names if not name.startswith(PLACEHOLDER_FONTS))
+
+
+def drawable_names(names: list[str]) -> tuple[list[str], str | None]:
+    """Class names as the figures can draw them, and a note for the figures (None when all drew).
+
+    Characters the main font lacks are looked up in every installed font; the fonts that have them
+    are appended to matplotlib's font list, which it falls back along glyph by glyph. A name that
+    no installed font can draw becomes `class <label>`, and the note says so.
+    """
+    chain, covered = [MAIN_FONT], set(font_characters(MAIN_FONT))
+    shown, undrawable = [], []
+    for label, name in enumerate(names):
+        missing = {ord(ch) for ch in short_name(name) if ch.isprintable()} - covered
+        for family in installed_families() if missing else []:
+            found = missing & font_characters(family)
+            if found:
+                chain.append(family)
+                covered |= font_characters(family)
+                missing -= found
+            if not missing:
+                break
+        shown.append(f"class {label}" if missing else name)
+        undrawable += [label] if missing else []
+    matplotlib.rcParams["font.family"] = chain
+    if not undrawable:
+        return shown, None
+    return shown, (
+        f"class {', '.join(map(str, undrawable))}: name not drawable, no installed font has its characters "
+        "(install one, e.g. Noto Sans CJK); the names are in report.json"
+    )
 
 
 def short_name(name: str) -> str:
@@ -66,22 +116,65 @@ def curves_figure(roc: list[dict], pr: list[dict], aucs: dict[str, float]) -> Fi
     return fig
 
 
-def calibration_figure(bins: list[dict], n_bins: int, ece: float) -> Figure:
-    """Reliability diagram: accuracy against mean confidence per bin, with the share of images per bin."""
+def calibration_figure(
+    bins: list[dict],
+    n_bins: int,
+    ece: float,
+    scaled_bins: list[dict] | None = None,
+    scaled_ece: float | None = None,
+    temperature: float | None = None,
+) -> Figure:
+    """Reliability diagram: accuracy against mean confidence per bin, with the share of images per bin.
+
+    With `scaled_bins`, the temperature-scaled confidences are drawn beside the model's own.
+    """
     fig, (top, bottom) = plt.subplots(
         2, 1, figsize=(5, 6), height_ratios=(3, 1), sharex=True, layout="constrained"
     )
-    confidence = [b["confidence"] for b in bins]
+    curves = [(bins, f"model (ECE {ece:.3f})")]
+    if scaled_bins is not None:
+        curves.append((scaled_bins, f"temperature {temperature:.2f} (ECE {scaled_ece:.3f})"))
     top.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
-    top.plot(confidence, [b["accuracy"] for b in bins], marker="o", label="model")
-    top.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1.02), title=f"Calibration (ECE {ece:.3f})")
-    top.legend(loc="upper left")
+    width = 0.9 / n_bins / len(curves)
+    for i, (rows, label) in enumerate(curves):
+        top.plot([b["confidence"] for b in rows], [b["accuracy"] for b in rows], marker="o", label=label)
+        total = sum(b["count"] for b in rows)
+        left = [(b["bin"] + 0.05) / n_bins + (i + 0.5) * width for b in rows]
+        bottom.bar(left, [b["count"] / total for b in rows], width=width)
+    title = f"Calibration (ECE {ece:.3f})" if scaled_bins is None else "Calibration before and after scaling"
+    top.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1.02), title=title)
+    top.legend(loc="upper left", fontsize=8)
     top.grid(alpha=0.3)
-    total = sum(b["count"] for b in bins)
-    bottom.bar(
-        [(b["bin"] + 0.5) / n_bins for b in bins], [b["count"] / total for b in bins], width=0.9 / n_bins
-    )
     bottom.set(xlabel="confidence (probability of the predicted class)", ylabel="share")
+    return fig
+
+
+def risk_coverage_figure(rows: list[dict], area: float, referral: dict | None = None) -> Figure:
+    """Error rate of the answered images against the share answered, most confident first.
+
+    With `referral` (coverage and accuracy on test at the validation-chosen threshold), its point is marked.
+    """
+    fig, ax = plt.subplots(figsize=(5.5, 4), layout="constrained")
+    ax.plot([r["coverage"] for r in rows], [100 * r["risk"] for r in rows], label=f"model (AURC {area:.4f})")
+    if referral and referral.get("test_coverage"):
+        ax.plot(
+            referral["test_coverage"],
+            100 * (1 - referral["test_accuracy"]),
+            marker="o",
+            color=WRONG,
+            linestyle="none",
+            label=f"referral threshold {referral['threshold']:.3f}: "
+            f"{100 * referral['test_coverage']:.1f}% answered",
+        )
+    ax.set(
+        xlabel="coverage (share of test images answered, most confident first)",
+        ylabel="error rate of the answered images (%)",
+        xlim=(0, 1.01),
+        title="Risk-coverage",
+    )
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
     return fig
 
 

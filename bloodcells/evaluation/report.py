@@ -4,6 +4,7 @@ Predictions average `evaluate.tta_views` rotations/flips of each test image (tes
 augmentation). The headline figures go to metrics/evaluate/metrics.json (what `dvc exp show` and
 `dvc metrics diff` compare); every figure, per-class rows, plot data and images go beside it. All
 outputs are written into staging folders that replace the old ones only when everything succeeded.
+The validation split is predicted too: the referral threshold is chosen on it (see trust.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from bloodcells.core.paths import (
     EVAL_PLOTS_DIR,
     MODEL_CARD,
     MODEL_FILE,
+    PREDICTIONS_FILE,
     TRAIN_METRICS_DIR,
     preprocessed_dir,
 )
@@ -47,11 +50,15 @@ from bloodcells.evaluation.metrics import (
     one_vs_rest_aucs,
     per_class_report,
 )
+from bloodcells.evaluation.trust import TrustReport, matching_temperature, trust_report
 from bloodcells.evaluation.tta import predict_probabilities
 
 PREDICT_BATCH = 256
 # The figures `dvc exp show` and `dvc metrics diff` compare; the rest is in report.json beside them.
-HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "auc", "ece", "train_seconds", "test_ms_per_image")
+HEADLINE = ("accuracy", "accuracy_ci_lower", "accuracy_ci_upper")
+HEADLINE += ("macro_f1", "macro_f1_ci_lower", "macro_f1_ci_upper")
+HEADLINE += ("auc", "ece", "ece_calibrated", "coverage_95_accuracy", "referral_coverage", "train_seconds")
+PREDICTION_COLUMNS = ["index", "true", "predicted", "confidence"]
 
 
 def read_card(path: Path = MODEL_CARD) -> dict[str, Any]:
@@ -64,9 +71,19 @@ def load_trained_model(path: Path = MODEL_FILE) -> keras.Model:
     import bloodcells.architectures  # noqa: F401  (registers the custom layers the file names)
 
     require(path, "train")
+    if not zipfile.is_zipfile(path):  # Keras says "File not found" of a file that is there but cut short
+        raise StageError(
+            f"{path}: not a complete .keras archive ({path.stat().st_size} bytes: truncated?); "
+            "rerun `dvc repro train` or restore it with `dvc checkout models/model.keras`"
+        )
     try:
-        return keras.saving.load_model(path)
-    except (ValueError, OSError, TypeError) as error:
+        return keras.saving.load_model(path)  # safe_mode: code inside the file is never run
+    except (ValueError, OSError, TypeError, KeyError, zipfile.BadZipFile) as error:
+        if "safe_mode" in str(error):
+            raise StageError(
+                f"{path}: refused: the file holds Python code (e.g. a Lambda layer) that loading would run; "
+                "only models this project's train stage writes are loaded"
+            ) from None
         raise StageError(f"{path}: not a loadable Keras model ({str(error).splitlines()[0]})") from None
 
 
@@ -88,12 +105,21 @@ def read_training_curves(live_dir: Path) -> dict[str, dict[str, list[tuple[int, 
             if path.exists():
                 with path.open() as f:
                     rows = list(csv.DictReader(f, delimiter="\t"))
-                curves.setdefault(metric, {})[split] = [(int(r["step"]), float(r[metric])) for r in rows]
+                try:
+                    points = [(int(r["step"]), float(r[metric])) for r in rows]
+                except (KeyError, TypeError, ValueError) as error:
+                    raise StageError(f"{path}: not dvclive's step/{metric} table ({error})") from None
+                curves.setdefault(metric, {})[split] = points
     return curves
 
 
-def save_figure(figure: plt.Figure, path: Path) -> None:
-    """Write a figure as PNG (no timestamp, so identical figures give identical bytes) and free it."""
+def save_figure(figure: plt.Figure, path: Path, note: str | None = None) -> None:
+    """Write a figure as PNG (no timestamp, so identical figures give identical bytes) and free it.
+
+    `note`, when given, is written along the figure's foot (e.g. that a class name could not be drawn).
+    """
+    if note:
+        figure.supxlabel(note, fontsize=7, color="#555555")
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=100, metadata={"Software": None})
     plt.close(figure)
@@ -119,6 +145,14 @@ def write_tables(
     return per_class
 
 
+def write_trust_tables(folder: Path, trust: TrustReport) -> None:
+    """The calibrated reliability curve, the risk-coverage curve, every test outcome and the referrals."""
+    write_csv(folder / "calibration_temperature_scaled.csv", trust.calibration_scaled)
+    write_csv(folder / "risk_coverage.csv", trust.risk_coverage)
+    write_csv(folder / PREDICTIONS_FILE.name, trust.predictions, PREDICTION_COLUMNS)
+    write_csv(folder / "referrals.csv", trust.referrals, PREDICTION_COLUMNS)
+
+
 def draw_figures(
     folder: Path,
     model: keras.Model,
@@ -128,18 +162,29 @@ def draw_figures(
     classes: list[str],
     params: Params,
     ece: float,
+    trust: TrustReport,
 ) -> None:
     """The report's PNGs: confusion, ROC+PR, calibration, training curves, samples, mistakes, Grad-CAM."""
     settings, seed = params.evaluate, params.seed
+    classes, note = plots.drawable_names(classes)  # e.g. CJK names without a font: `class 3`, noted
     y_pred = scores.argmax(axis=1)
     roc, pr = roc_rows(y_true, scores, classes), pr_rows(y_true, scores, classes)
     aucs = dict(zip(classes, one_vs_rest_aucs(y_true, scores), strict=True))
     bins = calibration_bins(y_true, scores, settings.calibration_bins)
-    save_figure(
-        plots.confusion_figure(confusion(y_true, y_pred, len(classes)), classes), folder / "confusion.png"
+    matrix = confusion(y_true, y_pred, len(classes))
+    save_figure(plots.confusion_figure(matrix, classes), folder / "confusion.png", note)
+    save_figure(plots.curves_figure(roc, pr, aucs), folder / "roc_pr.png", note)
+    calibration = plots.calibration_figure(
+        bins,
+        settings.calibration_bins,
+        ece,
+        trust.calibration_scaled,
+        trust.metrics["ece_calibrated"],
+        trust.metrics["temperature"],
     )
-    save_figure(plots.curves_figure(roc, pr, aucs), folder / "roc_pr.png")
-    save_figure(plots.calibration_figure(bins, settings.calibration_bins, ece), folder / "calibration.png")
+    save_figure(calibration, folder / "calibration.png")
+    risk = plots.risk_coverage_figure(trust.risk_coverage, trust.metrics["aurc"], trust.metrics["referral"])
+    save_figure(risk, folder / "risk_coverage.png")
     if curves := read_training_curves(TRAIN_METRICS_DIR):
         save_figure(plots.training_figure(curves), folder / "training.png")
     samples = pick_per_class(y_true, settings.samples_per_class, seed)
@@ -150,7 +195,7 @@ def draw_figures(
         ncols=whole_classes_per_row(settings.samples_per_class, 6),
         title="Sample test predictions (wrong ones in red)",
     )
-    save_figure(grid, folder / "samples.png")
+    save_figure(grid, folder / "samples.png", note)
     mistakes = confident_mistakes(y_true, scores, settings.mistakes)
     if len(mistakes):
         grid = plots.image_grid(
@@ -160,7 +205,7 @@ def draw_figures(
             ncols=min(8, len(mistakes)),
             title=f"The {len(mistakes)} most confident mistakes",
         )
-        save_figure(grid, folder / "mistakes.png")
+        save_figure(grid, folder / "mistakes.png", note)
     if settings.gradcam_per_class:
         explain = pick_per_class(y_true, settings.gradcam_per_class, seed + 1)
         titles = prediction_titles(explain, y_true, scores, classes)
@@ -172,6 +217,7 @@ def draw_figures(
             scores,
             titles,
             whole_classes_per_row(settings.gradcam_per_class, 4),
+            note,
         )
 
 
@@ -183,6 +229,7 @@ def draw_gradcam(
     scores: np.ndarray,
     titles: list[str],
     ncols: int,
+    note: str | None = None,
 ) -> None:
     """Grad-CAM figure for the images in `index`, or a message saying why there is none."""
     layer = last_conv_layer(model)
@@ -195,9 +242,8 @@ def draw_gradcam(
         print(f"Grad-CAM skipped: {why}")
         return
     heatmaps = gradcam(model, images[index], scores[index].argmax(axis=1), layer)
-    save_figure(
-        plots.gradcam_figure(images[index], heatmaps, titles, ncols, layer=layer), folder / "gradcam.png"
-    )
+    figure = plots.gradcam_figure(images[index], heatmaps, titles, ncols, layer=layer)
+    save_figure(figure, folder / "gradcam.png", note)
 
 
 def evaluate_model(params: Params) -> dict[str, Any]:
@@ -205,13 +251,37 @@ def evaluate_model(params: Params) -> dict[str, Any]:
     settings, size = params.evaluate, params.train.size
     card = read_card()
     classes = card["classes"]
-    test = load_split(require(preprocessed_dir(size), f"preprocess@{size}"), "test", mmap=False)
+    folder = require(preprocessed_dir(size), f"preprocess@{size}")
+    test = load_split(folder, "test", mmap=False)
     images, y_true = np.asarray(test.images), test.labels
     model = load_trained_model()
-    scores, seconds = timed_predict(
-        lambda x: predict_probabilities(model, x, PREDICT_BATCH, settings.tta_views), images, PREDICT_BATCH
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return predict_probabilities(model, x, PREDICT_BATCH, settings.tta_views)
+
+    scores, seconds = timed_predict(predict, images, PREDICT_BATCH)
+    val = load_split(folder, "val", mmap=False)
+    val_scores = predict(np.asarray(val.images))
+    temperature, source = matching_temperature(card, settings.tta_views, val_scores, val.labels)
+    trust = trust_report(
+        y_true,
+        scores,
+        val.labels,
+        val_scores,
+        classes,
+        temperature,
+        settings.calibration_bins,
+        settings.bootstrap_resamples,
+        params.seed,
+        settings.referral_target_accuracy,
     )
-    metrics = classification_metrics(y_true, scores, settings.calibration_bins)
+    metrics = classification_metrics(y_true, scores, settings.calibration_bins, classes) | trust.metrics
+    metrics["temperature_source"] = source
+    if metrics["absent_classes"]:
+        print(
+            f"warning: class(es) {metrics['absent_classes']} have no test images: left out of the macro "
+            "averages and the AUC (listed as absent_classes in report.json)"
+        )
     metrics |= {
         "parameters": card["parameters"],
         "model_size_mb": file_size_mb(MODEL_FILE),
@@ -226,7 +296,10 @@ def evaluate_model(params: Params) -> dict[str, Any]:
     with staged_folders(EVAL_METRICS_DIR, EVAL_PLOTS_DIR) as (metrics_dir, plots_dir):
         bins = calibration_bins(y_true, scores, settings.calibration_bins)
         per_class = write_tables(plots_dir, y_true, scores, classes, bins)
-        draw_figures(plots_dir / "images", model, images, y_true, scores, classes, params, metrics["ece"])
+        write_trust_tables(plots_dir, trust)
+        draw_figures(
+            plots_dir / "images", model, images, y_true, scores, classes, params, metrics["ece"], trust
+        )
         metrics["eval_peak_memory_mb"] = peak_memory_mb()
         write_json(metrics_dir / "per_class.json", per_class)
         write_json(metrics_dir / "report.json", metrics)

@@ -1,0 +1,252 @@
+"""Time to accuracy: two recipes trained side by side, epoch by epoch, to a target test accuracy.
+
+Recipe A (default: params.yaml, "ours") and recipe B (default: configs/report_skip.yaml, the
+residual-CNN report's recipe) train in this one process, interleaved: one epoch of A, then one of
+B, so both meet the same machine and load. Each epoch is the train stage's recipe: the library's
+model, optimizer, schedule, loss, balanced class weights and per-epoch shuffling, with validation,
+plateau decay and early stopping as the train stage applies them. After each epoch the current
+weights are scored on the test split with the recipe's own `evaluate.tta_views`; the training
+wall time (fit and validation, not the test scoring) accumulates. A recipe stops once it reaches
+the target (default 0.9760, the report recipe's final test accuracy at 28 px), at early stopping
+or at its `train.epochs`. Prints each recipe's time to the target and the ratio B / A.
+
+    python -m scripts.bench time-to-accuracy      # the real rebuild at 28 px, ours vs report_skip
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scripts.bench.common import (
+    REAL_DATA,
+    BenchError,
+    machine_lines,
+    markdown_table,
+    parse_overrides,
+    recipe_params,
+)
+
+DEFAULT_DATA = REAL_DATA / "bloodmnist.npz"
+PREDICT_BATCH = 256
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--a", type=Path, default=None, help="recipe A, a configs/*.yaml (default: params.yaml)"
+    )
+    parser.add_argument("--b", type=Path, default=Path("configs/report_skip.yaml"), help="recipe B")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="a MedMNIST-format npz at 28 px")
+    parser.add_argument(
+        "--target", type=float, default=0.9760, help="test accuracy to reach (default 0.9760)"
+    )
+    parser.add_argument("--max-epochs", type=int, help="cap on each recipe's train.epochs")
+    parser.add_argument("--full", action="store_true", help="train every epoch, not only up to the target")
+    parser.add_argument("-S", "--set-param", action="append", default=[], help="override for both, key=value")
+    parser.add_argument("--smoke", action="store_true", help="synthetic 28 px data, 1 epoch each")
+
+
+def check_arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    if args.smoke:
+        args.max_epochs = args.max_epochs or 1
+    elif not args.data.exists():
+        parser.error(f"--data {args.data}: no such file (the rebuild is in {REAL_DATA})")
+    if (args.max_epochs is not None and args.max_epochs < 1) or not 0 < args.target <= 1:
+        parser.error("--max-epochs must be at least 1 and --target in (0, 1]")
+
+
+@dataclass
+class Runner:
+    """One recipe's model, data and state; `epoch()` trains one more epoch, `score()` tests it."""
+
+    name: str
+    params: Any  # bloodcells.core.params.Params
+    splits: dict[str, Any]
+    max_epochs: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    train_seconds: float = 0.0
+    reached: tuple[int, float] | None = None  # (epoch, cumulative seconds) when the target was first met
+    stopped: str = ""
+
+    def __post_init__(self) -> None:
+        import keras
+
+        from bloodcells.architectures import create_model
+        from bloodcells.core.params import model_hparams
+        from bloodcells.data.class_weights import compute_class_weights
+        from bloodcells.training.devices import use_xla
+        from bloodcells.training.recipe import make_loss, make_optimizer
+
+        train, labels = self.params.train, self.splits["train"].labels
+        self.n_classes = int(max(int(split.labels.max()) for split in self.splits.values()) + 1)
+        keras.utils.set_random_seed(self.params.seed)
+        shape = tuple(self.splits["train"].images.shape[1:])
+        self.model = create_model(
+            self.params.model, shape, self.n_classes, self.params.augment, model_hparams(self.params)
+        )
+        steps = -(-len(labels) // train.batch_size)
+        self.model.compile(
+            optimizer=make_optimizer(train, steps),
+            loss=make_loss(train),
+            metrics=["accuracy"],
+            jit_compile=use_xla(train.jit_compile),
+        )
+        weights = compute_class_weights(labels, self.n_classes, self.params.class_weights.method)
+        self.class_weight = dict(enumerate(weights))
+        self.one_hot = self.n_classes if train.label_smoothing else 0
+
+    @property
+    def done(self) -> bool:
+        return bool(self.stopped)
+
+    def epoch(self) -> None:
+        """One epoch of the train stage's recipe, timed: shuffled batches, validation, plateau, early stop."""
+        import keras
+
+        from bloodcells.training.inputs import make_inputs
+        from bloodcells.training.loop import PLATEAU_MIN_DELTA, best_epoch
+        from bloodcells.training.recipe import plateau_decays
+
+        train, epoch = self.params.train, len(self.history)
+        batches = dict(batch_size=train.batch_size, seed=self.params.seed, one_hot=self.one_hot)
+        inputs = make_inputs(
+            self.splits["train"], shuffle=True, first_epoch=epoch, epochs=epoch + 1, **batches
+        )
+        val = make_inputs(self.splits["val"], shuffle=False, **batches)
+        start = time.perf_counter()
+        fit = self.model.fit(
+            **inputs.fit_args(),
+            **val.validation_args(),
+            initial_epoch=epoch,
+            epochs=epoch + 1,
+            class_weight=self.class_weight,
+            verbose=0,
+        )
+        logs = {key: float(values[-1]) for key, values in fit.history.items()}
+        self.history.append(logs)
+        optimizer = self.model.optimizer
+        if train.schedule == "plateau" and plateau_decays(
+            [h["val_loss"] for h in self.history], train, PLATEAU_MIN_DELTA
+        ):
+            rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+            optimizer.learning_rate = max(rate * train.lr_factor, train.min_lr)
+        self.train_seconds += time.perf_counter() - start
+        if len(self.history) - 1 - best_epoch(self.history) >= train.early_stopping_patience:
+            self.stopped = f"early stopping after epoch {len(self.history)}"
+        elif len(self.history) >= self.max_epochs:
+            self.stopped = f"last epoch ({len(self.history)})"
+
+    def score(self, target: float, full: bool) -> float:
+        """Test accuracy of the model this recipe would hand over if it stopped now.
+
+        That is the current weights with the recipe's test-time augmentation and, where the recipe
+        recomputes BatchNorm statistics at the end (`train.recompute_batchnorm`), with them
+        recomputed: that pass is timed as training, and the running statistics are put back after
+        scoring so the next epoch trains as the train stage would.
+        """
+        from bloodcells.evaluation.tta import predict_probabilities
+        from bloodcells.training.loop import batchnorm_layers, recompute_batchnorm
+
+        test, train = self.splits["test"], self.params.train
+        norms = batchnorm_layers(self.model) if train.recompute_batchnorm else []
+        running = [[v.numpy() for v in (layer.moving_mean, layer.moving_variance)] for layer in norms]
+        if norms:
+            start = time.perf_counter()
+            recompute_batchnorm(self.model, self.splits["train"], train.batch_size, self.params.seed)
+            self.train_seconds += time.perf_counter() - start
+        scores = predict_probabilities(self.model, test.images, PREDICT_BATCH, self.params.evaluate.tta_views)
+        for layer, (mean, variance) in zip(norms, running, strict=True):
+            layer.moving_mean.assign(mean)
+            layer.moving_variance.assign(variance)
+        accuracy = float((scores.argmax(axis=1) == test.labels).mean())
+        self.history[-1]["test_accuracy"] = accuracy
+        if accuracy >= target and self.reached is None:
+            self.reached = (len(self.history), self.train_seconds)
+            if not full:
+                self.stopped = f"target reached in epoch {len(self.history)}"
+        return accuracy
+
+
+def load_splits(path: Path) -> dict[str, Any]:
+    """train/val/test of a MedMNIST-format npz, as `Split`s (labels flat)."""
+    from bloodcells.data.splits import SPLITS, Split
+
+    with np.load(path, allow_pickle=False) as npz:
+        return {s: Split(npz[f"{s}_images"], npz[f"{s}_labels"].reshape(-1).astype(np.int64)) for s in SPLITS}
+
+
+def reached_text(runner: Runner) -> str:
+    if runner.reached is None:
+        return f"not reached ({runner.stopped})"
+    return f"{runner.reached[1]:,.1f} s (epoch {runner.reached[0]})"
+
+
+def run(args: argparse.Namespace) -> None:
+    import bloodcells  # noqa: F401  (environment defaults before Keras is imported)
+
+    with tempfile.TemporaryDirectory(prefix="bench-tta-") as tmp:
+        data = args.data
+        if args.smoke:
+            from bloodcells.data.synthetic import write_synthetic_npz
+
+            data = Path(tmp) / "bloodmnist.npz"
+            write_synthetic_npz(data, 28)
+        splits = load_splits(data)
+    size = splits["train"].images.shape[1]
+    overrides = {**parse_overrides(args.set_param), "train.size": size, "data.sizes": [size]}
+    runners = []
+    for config in (args.a, args.b):
+        params = recipe_params(config, overrides)
+        epochs = min(params.train.epochs, args.max_epochs or params.train.epochs)
+        name = config.stem if config else "ours (params.yaml)"
+        runners.append(Runner(name, params, splits, epochs))
+    if runners[0].name == runners[1].name:
+        raise BenchError("recipes A and B are the same; give two different --a/--b")
+    rows = []
+    while not all(r.done for r in runners):
+        epoch = max(len(r.history) for r in runners) + 1
+        row = [str(epoch)]
+        for runner in runners:  # interleaved: one epoch of each in turn
+            if runner.done:
+                row += ["", ""]
+                continue
+            runner.epoch()
+            accuracy = runner.score(args.target, args.full)
+            row += [f"{accuracy:.4f}", f"{runner.train_seconds:,.1f}"]
+            print(
+                f"epoch {epoch} {runner.name}: test accuracy {accuracy:.4f}, {runner.train_seconds:.1f} s",
+                flush=True,
+            )
+        rows.append(row)
+
+    a, b = runners
+    print(f"\n## Time to {args.target:.2%} test accuracy at {size} px: {a.name} vs {b.name}, interleaved\n")
+    header = ["epoch", f"{a.name}: test acc.", "train s (cum.)", f"{b.name}: test acc.", "train s (cum.)"]
+    print(markdown_table(header, rows) + "\n")
+    for runner in runners:
+        p = runner.params
+        print(
+            f"- {runner.name}: {reached_text(runner)}; {p.model}, {p.train.optimizer} lr {p.train.lr}, "
+            f"{p.train.schedule}, batch {p.train.batch_size}, TTA {p.evaluate.tta_views} view(s), "
+            f"stopped: {runner.stopped}"
+        )
+    if a.reached and b.reached:
+        print(f"- ratio {b.name} / {a.name}: {b.reached[1] / a.reached[1]:.2f}x (target >= 5x)")
+    else:
+        print("- ratio: not available (a recipe did not reach the target)")
+    print(
+        f"- data: {'synthetic 28 px (smoke)' if args.smoke else args.data}; "
+        f"{len(splits['train'].labels)} train images"
+    )
+    print(
+        "- train time: model.fit of each epoch with its validation, plus the BatchNorm pass where the "
+        "recipe has one; not the test scoring; same process"
+    )
+    for line in machine_lines():
+        print(line)
