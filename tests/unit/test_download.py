@@ -58,7 +58,7 @@ def test_wrong_checksum_names_file_source_and_both_md5s(tmp_path):
         download_all(params(mirror), tmp_path / "raw")
     message = str(error.value)
     assert "bloodmnist.npz: checksum mismatch" in message and mirror.as_uri() in message
-    assert f"expected {'0' * 32}, got {actual}" in message
+    assert f"expected {'0' * 32} (from " in message and f"got {actual}" in message
     assert_nothing_left(tmp_path / "raw")
 
 

@@ -251,7 +251,14 @@ def test_junk_truncated_and_empty_folders_are_skipped_and_counted(tmp_path):
     (root / "loose.png").write_bytes(encode(class_image(0, 20, 20, seed=4)))
     dataset, summary = build(root)
     assert dataset.classes == ["a", "b"]
-    assert summary["files"] == {"images_found": 22, "used": 20, "skipped": 2, "left_out": 0, "other_files": 1}
+    assert summary["files"] == {
+        "images_found": 22,
+        "used": 20,
+        "skipped": 2,
+        "left_out": 0,
+        "other_files": 1,
+        "external_links_refused": 0,
+    }
     assert [s["path"] for s in summary["skipped"]] == ["a/broken.jpg", "b/.DS_169665.jpg"]
     assert summary["skipped"][0]["reason"].startswith("cannot decode: OSError: image file is truncated")
     assert summary["skipped"][1]["reason"] == "not an image: format not recognised"
