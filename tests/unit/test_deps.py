@@ -125,3 +125,10 @@ def test_every_project_file_a_stage_imports_is_one_of_its_deps(stage, stage_help
     )
     assert not uncovered, f"{stage} imports files its dvc.yaml deps miss: {uncovered}"
     assert not unused, f"{stage} depends on code it never imports (needless re-runs): {unused}"
+
+
+def test_a_dep_left_out_of_dvc_yaml_would_be_found(stage_help):
+    """The check can fail: without `bloodcells/training` the train stage's closure is not covered."""
+    deps = [dep for dep in stage_deps("train") if dep != "bloodcells/training"]
+    uncovered = [path for path in closure("train", stage_help) if covered_by(path, deps) is None]
+    assert PROJECT / "bloodcells/training/loop.py" in uncovered
