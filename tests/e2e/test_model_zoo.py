@@ -5,12 +5,15 @@ Out of the quick suite: each costs seconds of tracing, and a transfer model writ
 
 from __future__ import annotations
 
+import importlib.util
+
 import keras
 import numpy as np
 import pytest
 
 from bloodcells.architectures import create_model, list_models
 from bloodcells.architectures import transfer as transfer_family
+from tests.conftest import PROJECT
 from tests.unit.test_architectures import (
     N_CLASSES,
     SIZES,
@@ -90,3 +93,17 @@ def test_transfer_loads_a_local_weights_file(tmp_path):
     )
     for loaded, saved in zip(model.get_layer("backbone").get_weights(), source.get_weights(), strict=True):
         np.testing.assert_array_equal(loaded, saved)
+
+
+def test_model_table_counts_and_refusals():
+    spec = importlib.util.spec_from_file_location("model_table", PROJECT / "scripts" / "model_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    table = module.model_table(
+        ["inception", "resnet50"], (28, 64), {"resnet50": shipped_hparams("resnet50", fit="none")}
+    )
+    header, rule, inception_row, resnet_row = table.splitlines()
+    assert header == "| model | family | params @28 px | params @64 px | source |"
+    assert inception_row.startswith("| `inception` | inception | 37,164 | 37,164 | residual-CNN report")
+    assert "| n/a: resnet50 needs inputs of at least 32x32 px, got 28x28" in resnet_row
+    assert "| 25,761,352 |" in resnet_row
