@@ -1,9 +1,10 @@
 """Export stage: the trained model as deployable files, with its card, in models/export/.
 
 Reads models/model.keras, models/model.json, metrics/evaluate/metrics.json and params `data.dataset`,
-`data.source`. Writes models/export/: model.keras (the network without its training-only augmentation
-layers; plain Keras loads it), saved_model/ (uint8 images in, probabilities out), model.tflite,
-model.onnx, model.json and README.md (the model card). Run: python -m stages.export
+`data.source`, `export`. Writes models/export/: model.keras (the network without its training-only
+augmentation layers; plain Keras loads it), the formats `export.formats` names (saved_model/: uint8
+images in, probabilities out; model.tflite; model.onnx), model.json and README.md (the model card).
+Run: python -m stages.export
 """
 
 import os
@@ -21,8 +22,8 @@ def main() -> None:
     stage_parser(__doc__).parse_args()
 
     def work() -> None:
-        data = load_params().data
-        export_model(data.dataset, data.source)
+        params = load_params()
+        export_model(params.data.dataset, params.data.source, params.export.formats)
 
     run_stage("export", work)
 

@@ -13,11 +13,15 @@ from typing import Any
 import pytest
 import yaml
 
+from bloodcells.core.params import Params, parse_params, read_yaml
 from tests.synthetic import write_mirror
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT.parent / "shared" / "data"
-PROJECT_FILES = ("dvc.yaml", "params.yaml", "stages", "bloodcells", "scripts", ".dvcignore", "data/images/README.md")
+PROJECT_FILES = (
+    "dvc.yaml", "params.yaml", "pyproject.toml", "stages", "bloodcells", "scripts", ".dvcignore",
+    "data/images/README.md",
+)  # fmt: skip
 DVC_FILES = (".dvc/config", ".dvc/plots")  # copied after `dvc init`: plot templates, offline page
 
 # Tiny but real: one epoch of the real models on a few hundred synthetic 28 px images.
@@ -27,7 +31,33 @@ TINY_PARAMS = {
     "train.size": 28,
     "train.epochs": 1,
     "train.batch_size": 32,
+    "export.formats": [],  # the inference .keras only: tests/e2e/test_export.py converts the rest
 }
+
+
+def set_dotted(tree: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`tree` with dotted keys (`train.epochs`) set to the given values, in place."""
+    for dotted, value in overrides.items():
+        node = tree
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return tree
+
+
+def shipped_params(overrides: dict[str, Any] | None = None) -> Params:
+    """The project's params.yaml, validated by the real schema, with dotted `overrides` applied first.
+
+    The schema has no defaults, so tests build their params groups from the shipped file:
+    `shipped_params({"train.epochs": 2}).train`, or `group("augment", crop_zoom=True)`.
+    """
+    return parse_params(set_dotted(read_yaml(PROJECT / "params.yaml"), overrides or {}))
+
+
+def group(name: str, **updates: Any) -> Any:
+    """One params group of the shipped params.yaml with fields replaced (unvalidated, to test refusals)."""
+    return getattr(shipped_params(), name).model_copy(update=updates)
 
 
 def dvc_env() -> dict[str, str]:
@@ -51,13 +81,7 @@ def run(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
 def set_params(repo: Path, overrides: dict[str, Any]) -> None:
     """Set dotted keys (`train.epochs`) in the repo's params.yaml."""
     path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    for dotted, value in overrides.items():
-        node = params
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
+    params = set_dotted(yaml.safe_load(path.read_text()), overrides)
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 

@@ -206,8 +206,12 @@ def classifier_head(x, n_classes: int, head: str, dense_units: int, dropout: flo
         )(x)
         x = layers.Dropout(dropout, name=f"dense{units}_dropout")(x)
         x = layers.BatchNormalization(name=f"dense{units}_bn")(x)
-    return layers.Dense(
-        n_classes, activation="softmax", kernel_regularizer=regularizers.L2(l2), name="predictions"
+    return layers.Dense(  # float32 even under mixed precision, as softmax_head
+        n_classes,
+        activation="softmax",
+        kernel_regularizer=regularizers.L2(l2),
+        dtype="float32",
+        name="predictions",
     )(x)
 
 

@@ -139,6 +139,19 @@ class EvaluateParams(_Group):
     referral_target_accuracy: Annotated[float, Field(gt=0.0, le=1.0)]
 
 
+class ExportParams(_Group):
+    """`export`: the deployment formats written beside the inference .keras model."""
+
+    formats: list[Literal["saved_model", "tflite", "onnx"]]
+
+    @field_validator("formats")
+    @classmethod
+    def _distinct(cls, formats: list[str]) -> list[str]:
+        if len(set(formats)) != len(formats):
+            raise ValueError(f"formats repeat: {formats}")
+        return formats
+
+
 class Params(_Group):
     """The whole of params.yaml."""
 
@@ -151,6 +164,7 @@ class Params(_Group):
     augment: AugmentParams
     train: TrainParams
     evaluate: EvaluateParams
+    export: ExportParams
     models: dict[str, dict[str, Any] | None]
 
     @model_validator(mode="after")

@@ -109,10 +109,17 @@ def save_onnx(model: keras.Model, path: Path) -> None:
         )
 
 
+FORMATS = {"saved_model": SAVED_MODEL_NAME, "tflite": TFLITE_NAME, "onnx": ONNX_NAME}  # besides .keras
+
+
 def export_model(
-    dataset: str, source: str, model_file: Path = MODEL_FILE, card_file: Path = MODEL_CARD
+    dataset: str,
+    source: str,
+    formats: list[str],
+    model_file: Path = MODEL_FILE,
+    card_file: Path = MODEL_CARD,
 ) -> dict[str, Any]:
-    """Write models/export/ from the trained model, its card and the test metrics; return the new card."""
+    """Write models/export/ (the inference .keras and each of `formats`) with the card; return the card."""
     from bloodcells.inference.predictor import load_keras_model
 
     card = json.loads(require(card_file, "train").read_text())
@@ -124,16 +131,15 @@ def export_model(
     with staged_folders(EXPORT_DIR) as (folder,):
         with atomic_path(folder / KERAS_NAME) as tmp:
             model.save(tmp)
-        save_saved_model(model, folder / SAVED_MODEL_NAME)
-        save_tflite(model, folder / TFLITE_NAME)
-        save_onnx(model, folder / ONNX_NAME)
-        files = {
-            "keras": KERAS_NAME, "saved_model": SAVED_MODEL_NAME, "tflite": TFLITE_NAME, "onnx": ONNX_NAME,
-            "signature": f"{SIGNATURE}: uint8 image (N, H, W, 3) -> {OUTPUT_NAME} (N, classes)",
-        }
+        savers = {"saved_model": save_saved_model, "tflite": save_tflite, "onnx": save_onnx}
+        for name in formats:
+            savers[name](model, folder / FORMATS[name])
+        files = {"keras": KERAS_NAME, **{name: FORMATS[name] for name in formats}}
+        if "saved_model" in formats:
+            files["signature"] = f"{SIGNATURE}: uint8 image (N, H, W, 3) -> {OUTPUT_NAME} (N, classes)"
         exported = export_card(card, metrics, files, dataset, source)
         write_json(folder / CARD_NAME, exported)
         with atomic_path(folder / README_NAME) as tmp:
             tmp.write_text(card_markdown(exported))
-    print(f"{EXPORT_DIR}: {', '.join((KERAS_NAME, SAVED_MODEL_NAME, TFLITE_NAME, ONNX_NAME))}, {CARD_NAME}")
+    print(f"{EXPORT_DIR}: {', '.join([KERAS_NAME, *(FORMATS[name] for name in formats)])}, {CARD_NAME}")
     return exported

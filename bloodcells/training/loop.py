@@ -1,8 +1,9 @@
 """The training loop: fit with the recipe, checkpoint every epoch, and resume exactly where a kill left off.
 
 A run's whole state lives in its backup folder (data/train-backup/<configuration digest>/): Keras's
-BackupAndRestore checkpoint (weights, optimizer, epoch), the history of every epoch so far, and the
-best epoch's weights. Early stopping, plateau decay, the best-epoch choice and the curves are all
+BackupAndRestore checkpoint (weights, optimizer, epoch), the state of every random generator of the
+model (dropout, augmentation: Keras's checkpoint leaves them out), the history of every epoch so far,
+and the best epoch's weights. Early stopping, plateau decay, the best-epoch choice and the curves are all
 computed from that history, and each epoch's batches come from a permutation seeded by (seed,
 epoch), so a killed and resumed run ends where an uninterrupted one would.
 """
@@ -82,6 +83,14 @@ def write_curves(history: list[dict[str, float]], summary: dict[str, Any] | None
             live.log_metric(name, value, plot=False)
 
 
+SEED_STATES = "seed_states.json"  # in the backup folder: {epochs done: [state of each generator]}
+
+
+def seed_variables(model: keras.Model) -> list[keras.Variable]:
+    """The state of each random generator in the model (dropout masks, augmentation draws), in layer order."""
+    return [variable for variable in model.variables if variable.name == "seed_generator_state"]
+
+
 class RunState(keras.callbacks.BackupAndRestore):
     """BackupAndRestore that also keeps the run's history and best weights, and decides when to stop.
 
@@ -93,6 +102,15 @@ class RunState(keras.callbacks.BackupAndRestore):
         super().__init__(str(backup), delete_checkpoint=False)
         self.backup, self.recipe, self.history = backup, params, history
         self.epoch_start = time.perf_counter()
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)  # restores weights, optimizer and epoch from the checkpoint
+        path = self.backup / SEED_STATES
+        saved = json.loads(path.read_text()) if path.exists() else {}
+        states = saved.get(str(completed_epochs(self.backup)))
+        if states is not None:
+            for variable, state in zip(seed_variables(self.model), states, strict=True):
+                variable.assign(np.asarray(state, dtype=variable.dtype))
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch_start = time.perf_counter()
@@ -117,8 +135,18 @@ class RunState(keras.callbacks.BackupAndRestore):
         if len(self.history) - 1 - best_epoch(self.history) >= self.recipe.early_stopping_patience:
             self.model.stop_training = True
         write_json(self.backup / "history.json", self.history)
+        self.save_seed_states(len(self.history))
         write_curves(self.history, None, TRAIN_METRICS_DIR)
         super().on_epoch_end(epoch, logs)
+
+    def save_seed_states(self, epochs_done: int) -> None:
+        """Keep the generators' states after `epochs_done` epochs, for a run resumed from that checkpoint."""
+        path = self.backup / SEED_STATES
+        saved = json.loads(path.read_text()) if path.exists() else {}
+        saved[str(epochs_done)] = [
+            keras.ops.convert_to_numpy(variable).tolist() for variable in seed_variables(self.model)
+        ]
+        write_json(path, saved)
 
 
 def train_resumable(

@@ -4,6 +4,7 @@ and every deployment format agrees with the pipeline's model on the test split."
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -14,7 +15,7 @@ import pytest
 from bloodcells.inference.export import KERAS_NAME, ONNX_NAME, SAVED_MODEL_NAME, TFLITE_NAME
 from bloodcells.inference.formats import PROBABILITY_TOLERANCE, check_formats
 from bloodcells.inference.predictor import load_keras_model
-from tests.conftest import dvc_env
+from tests.conftest import dvc_env, ran_stages, run, set_params
 
 pytestmark = pytest.mark.slow  # real dvc pipelines on temporary repos
 
@@ -37,20 +38,30 @@ PLAIN_KERAS = textwrap.dedent("""
 """)
 
 
+@pytest.fixture(scope="module")
+def exported_repo(tmp_path_factory, reproduced_repo):
+    """The reproduced repo with every deployment format exported (the tiny test params export none)."""
+    repo = tmp_path_factory.mktemp("exported") / "repo"
+    shutil.copytree(reproduced_repo, repo, symlinks=True)
+    set_params(repo, {"export.formats": ["saved_model", "tflite", "onnx"]})
+    assert ran_stages(run(repo, "dvc", "repro").stdout) == ["export"]
+    return repo
+
+
 def pipeline_probabilities(repo):
     model = load_keras_model(repo / "models" / "model.keras")
     images = np.load(repo / "data" / "preprocessed" / "28" / "test_images.npy")
     return images, model.predict(images, verbose=0)
 
 
-def test_export_stage_writes_every_format_and_the_card(reproduced_repo):
-    folder = reproduced_repo / "models" / "export"
+def test_export_stage_writes_every_format_and_the_card(exported_repo):
+    folder = exported_repo / "models" / "export"
     for name in (KERAS_NAME, TFLITE_NAME, ONNX_NAME, "model.json", "README.md"):
         assert (folder / name).is_file(), name
     assert (folder / SAVED_MODEL_NAME / "saved_model.pb").is_file()
     card = json.loads((folder / "model.json").read_text())
-    train_card = json.loads((reproduced_repo / "models" / "model.json").read_text())
-    metrics = json.loads((reproduced_repo / "metrics" / "evaluate" / "metrics.json").read_text())
+    train_card = json.loads((exported_repo / "models" / "model.json").read_text())
+    metrics = json.loads((exported_repo / "metrics" / "evaluate" / "metrics.json").read_text())
     assert card["classes"] == train_card["classes"] and len(card["classes"]) == 8
     assert card["decoding"] == {"crop": 200, "resize_filter": "bicubic"}
     assert card["test_metrics"] == metrics
@@ -60,15 +71,15 @@ def test_export_stage_writes_every_format_and_the_card(reproduced_repo):
     assert f"| accuracy | {metrics['accuracy']:.4f} |" in readme and "Intended use" in readme
 
 
-def test_inference_model_loads_with_plain_keras_in_a_fresh_process(reproduced_repo, tmp_path):
-    images, expected = pipeline_probabilities(reproduced_repo)
+def test_inference_model_loads_with_plain_keras_in_a_fresh_process(exported_repo, tmp_path):
+    images, expected = pipeline_probabilities(exported_repo)
     np.save(tmp_path / "images.npy", images)
     script = tmp_path / "plain_keras.py"
     script.write_text(PLAIN_KERAS)
     empty = tmp_path / "empty"
     empty.mkdir()
     result = subprocess.run(
-        [sys.executable, "-I", str(script), str(reproduced_repo / "models" / "export" / KERAS_NAME),
+        [sys.executable, "-I", str(script), str(exported_repo / "models" / "export" / KERAS_NAME),
          str(tmp_path / "images.npy"), str(tmp_path / "probs.npy")],
         cwd=empty, env=dvc_env(), capture_output=True, text=True,
     )
@@ -80,9 +91,9 @@ def test_inference_model_loads_with_plain_keras_in_a_fresh_process(reproduced_re
     np.testing.assert_allclose(probs, expected, atol=1e-5)
 
 
-def test_every_format_agrees_with_the_pipeline_model(reproduced_repo):
-    images, expected = pipeline_probabilities(reproduced_repo)
-    checks = check_formats(reproduced_repo / "models" / "export", expected, images, latency_images=5)
+def test_every_format_agrees_with_the_pipeline_model(exported_repo):
+    images, expected = pipeline_probabilities(exported_repo)
+    checks = check_formats(exported_repo / "models" / "export", expected, images, latency_images=5)
     assert {c.name for c in checks} == {"keras (inference)", "savedmodel", "tflite", "onnx"}
     for check in checks:
         assert check.argmax_agree == len(images), check

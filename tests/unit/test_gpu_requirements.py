@@ -35,4 +35,3 @@ def test_install_script_swaps_only_the_cpu_builds():
     ).stdout
     dropped = set(pins((PROJECT / "requirements.txt").read_text())) - set(pins(kept))
     assert dropped == {"tensorflow-cpu", "jax", "jaxlib"}
-

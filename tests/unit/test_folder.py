@@ -1,4 +1,4 @@
-"""The folder data source: decoding, layouts, splits, bad input, and `dvc repro` on an image folder."""
+"""The folder data source: decoding, layouts, splits and bad input (`dvc repro` on a folder: tests/e2e)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
 
+from bloodcells.core.params import ParamsError
 from bloodcells.data.decode import Recipe, UnreadableImage, decode_bytes, decode_files
-from bloodcells.data.folder import FolderError, build_dataset, build_from_folder, check_params, write_folder_dataset
-from bloodcells.core.params import DataParams, FolderParams
-from tests.conftest import PROJECT, SHARED_DATA, dvc_env, init_project_repo, ran_stages, run, set_params
+from bloodcells.data.folder import (
+    FolderError,
+    build_dataset,
+    build_from_folder,
+    check_params,
+    write_folder_dataset,
+)
+from tests.conftest import PROJECT, SHARED_DATA, dvc_env, group, set_params, shipped_params
 
 PBC_SAMPLE = SHARED_DATA / "pbc-sample"
 JUNK = b"\x00\x00\x00\x01Bud1" + bytes(200)  # the start of a macOS .DS_Store, as in PBC's neutrophil/
@@ -59,7 +64,7 @@ def write_image_folder(root: Path, counts: dict[str, int], seed: int = 0) -> Pat
 
 def build(root: Path, workers: int = 1, **params) -> tuple:
     """Build from `root` at SIZES with `folder` params overridden; return the dataset and its summary."""
-    dataset = build_dataset(root, SIZES, FolderParams(**params), workers=workers)
+    dataset = build_dataset(root, SIZES, group("folder", **params), workers=workers)
     return dataset, dataset.summary
 
 
@@ -171,7 +176,10 @@ def test_arrays_follow_the_manifest_in_medmnist_format(tmp_path):
         expected, _ = decode_bytes((root / row["path"]).read_bytes(), Recipe((16,)))
         np.testing.assert_array_equal(npz["test_images"][int(row["index"])], expected[0])
         assert npz["test_labels"][int(row["index"]), 0] == dataset.classes.index(row["class"])
-    assert json.loads((tmp_path / "raw" / "classes.json").read_text()) == {"classes": ["a", "b"]}
+    assert json.loads((tmp_path / "raw" / "classes.json").read_text()) == {
+        "classes": ["a", "b"],
+        "decoding": None,
+    }
 
 
 def test_without_split_folders_each_class_is_split_7_1_2_by_a_seeded_draw(tmp_path):
@@ -243,7 +251,14 @@ def test_junk_truncated_and_empty_folders_are_skipped_and_counted(tmp_path):
     (root / "loose.png").write_bytes(encode(class_image(0, 20, 20, seed=4)))
     dataset, summary = build(root)
     assert dataset.classes == ["a", "b"]
-    assert summary["files"] == {"images_found": 22, "used": 20, "skipped": 2, "left_out": 0, "other_files": 1}
+    assert summary["files"] == {
+        "images_found": 22,
+        "used": 20,
+        "skipped": 2,
+        "left_out": 0,
+        "other_files": 1,
+        "external_links_refused": 0,
+    }
     assert [s["path"] for s in summary["skipped"]] == ["a/broken.jpg", "b/.DS_169665.jpg"]
     assert summary["skipped"][0]["reason"].startswith("cannot decode: OSError: image file is truncated")
     assert summary["skipped"][1]["reason"] == "not an image: format not recognised"
@@ -298,38 +313,48 @@ def test_missing_path_a_file_and_a_folder_without_images_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("data", "folder", "message"),
+    ("overrides", "message"),
     [
-        ({"path": None}, {}, "data.path is not set"),
-        ({"dataset": "../x"}, {}, "data.dataset '../x': use letters"),
-        ({"sizes": [28, 0]}, {}, r"data.sizes \[28, 0\]: give a list of positive pixel sides"),
-        ({}, {"crop": -1}, "folder.crop -1: a positive number of pixels, or null"),
-        ({}, {"resize_filter": "cubic"}, "folder.resize_filter 'cubic'. Known: nearest, box"),
-        ({}, {"split_ratios": [7, 0, 2]}, r"folder.split_ratios \[7, 0, 2\]: three positive numbers"),
-        ({}, {"classes": ["a", "a"]}, "folder.classes"),
-        ({}, {"classes": [1, 2]}, r"quote numbers"),
+        ({"data.dataset": "../x"}, "data.dataset: String should match pattern"),
+        ({"data.sizes": [28, 0]}, "data.sizes.1: Input should be greater than or equal to 1"),
+        ({"folder.crop": -1}, "folder.crop: Input should be greater than or equal to 1"),
+        ({"folder.resize_filter": "cubic"}, "folder.resize_filter: Input should be 'nearest', 'box'"),
+        ({"folder.split_ratios": [7, 0, 2]}, "folder.split_ratios.1: Input should be greater than 0"),
+        ({"folder.classes": ["a", "a"]}, r"folder.classes: class names repeat: \['a', 'a'\]"),
+        ({"folder.classes": [1, 2]}, "folder.classes.0: Input should be a valid string"),
     ],
 )
-def test_bad_params_are_refused_with_one_line(data, folder, message):
-    values = {"dataset": "cells", "sizes": [28], "source": "folder", "path": "images", **data}
-    with pytest.raises(FolderError, match=message):
-        check_params(DataParams(**values), FolderParams(**folder))
+def test_bad_folder_params_are_refused_with_one_line_naming_the_key(overrides, message):
+    folder_source = {
+        "data.source": "folder",
+        "data.dataset": "cells",
+        "data.sizes": [28],
+        "data.path": "images",
+    }
+    with pytest.raises(ParamsError, match=message) as error:
+        shipped_params({**folder_source, **overrides})
+    assert "\n" not in str(error.value)
+
+
+def test_the_folder_source_needs_a_path():
+    with pytest.raises(FolderError, match="data.path is not set"):
+        check_params(group("data", source="folder", path=None))
 
 
 def test_a_refusal_writes_nothing_and_keeps_the_previous_files(tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()
     (raw / "old.npz").write_bytes(b"previous run")
-    data = DataParams(dataset="cells", sizes=[8], source="folder", path=str(tmp_path / "nowhere"))
+    data = group("data", dataset="cells", sizes=[8], source="folder", path=str(tmp_path / "nowhere"))
     with pytest.raises(FolderError):
-        build_from_folder(data, FolderParams(), raw)
+        build_from_folder(data, group("folder"), raw)
     assert [p.name for p in raw.iterdir()] == ["old.npz"]
 
 
 def test_the_download_stage_prints_one_line_and_exits_nonzero_on_a_missing_folder(tmp_path):
-    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
-    params["data"].update(source="folder", path=str(tmp_path / "nowhere"))
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    for name in ("params.yaml", "dvc.yaml"):
+        (tmp_path / name).write_bytes((PROJECT / name).read_bytes())
+    set_params(tmp_path, {"data.source": "folder", "data.path": str(tmp_path / "nowhere")})
     env = {**dvc_env(), "PYTHONPATH": str(PROJECT)}
     result = subprocess.run(
         [sys.executable, "-m", "stages.download"], cwd=tmp_path, env=env, capture_output=True, text=True
@@ -355,34 +380,3 @@ def test_the_real_pbc_sample_skips_its_junk_file():
     ]
     assert summary["files"]["used"] == 332 and summary["totals"] == {"train": 236, "val": 32, "test": 64}
     assert all(count > 0 for split in summary["counts"].values() for count in split.values())
-
-
-@pytest.mark.slow
-def test_dvc_repro_runs_the_whole_pipeline_on_an_image_folder(tmp_path, synthetic_mirror):
-    """Any size works for folder data (32 px is not a MedMNIST size); a changed image re-runs download."""
-    images = write_image_folder(tmp_path / "images", {"basophil": 40, "eosinophil": 40, "ig": 40})
-    (images / "ig" / ".DS_1.jpg").write_bytes(JUNK)
-    overrides = {
-        "data.source": "folder",
-        "data.path": str(images),
-        "data.dataset": "cells",
-        "data.sizes": [32],
-        "train.size": 32,
-    }
-    repo = init_project_repo(tmp_path / "repo", synthetic_mirror, overrides)
-    first = run(repo, "dvc", "repro")
-    stages = ["download", "preprocess@32", "class_weights", "train", "evaluate", "export"]
-    assert ran_stages(first.stdout) == stages
-    assert "warning: 1 file(s) skipped, not decodable images: ig/.DS_1.jpg" in first.stdout
-    card = json.loads((repo / "models/model.json").read_text())
-    assert card["classes"] == ["basophil", "eosinophil", "ig"] and card["input_shape"] == [32, 32, 3]
-    assert set(json.loads((repo / "metrics/evaluate/metrics.json").read_text())) >= {"accuracy", "macro_f1"}
-    manifest = (repo / "data/raw/manifest.csv").read_text()
-    assert len(manifest.splitlines()) == 121
-
-    assert ran_stages(run(repo, "dvc", "repro").stdout) == []
-    write_class_folder(images / "new_class", 3, 1)  # one more image: the download stage is stale
-    assert ran_stages(run(repo, "dvc", "repro", "download").stdout) == ["download"]
-    assert "new_class/img_000.png" in (repo / "data/raw/manifest.csv").read_text()
-    set_params(repo, {"folder.crop": 100})
-    assert "download" in run(repo, "dvc", "status").stdout

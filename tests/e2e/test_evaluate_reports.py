@@ -12,9 +12,11 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
+from bloodcells.evaluation.report import HEADLINE as HEADLINE_KEYS
 from tests.chromium import find_chromium, render, scan
-from tests.conftest import run
+from tests.conftest import PROJECT, run
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +24,10 @@ HEADLINE = {"accuracy", "balanced_accuracy", "auc", "log_loss", "top2_accuracy",
 HEADLINE |= {f"{avg}_{m}" for avg in ("macro", "weighted") for m in ("precision", "recall", "f1")}
 COST = {"parameters", "model_size_mb", "epochs_run", "train_seconds", "train_peak_memory_mb"}
 COST |= {"test_images", "test_seconds", "test_ms_per_image", "eval_peak_memory_mb"}
-IMAGES = {"confusion", "roc_pr", "calibration", "training", "samples", "mistakes", "gradcam"}
+IMAGES = {"confusion", "roc_pr", "calibration", "training", "samples", "mistakes", "gradcam", "risk_coverage"}
+# dvc.yaml's plots drawn by vega: every entry but the folder of PNG images
+PLOTS = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["plots"]
+VEGA_PLOTS = [plot for plot in PLOTS if not isinstance(plot, str)]
 VEGA_DIV = re.compile(r'<div id = "([^"]+)">\s*<script')
 
 
@@ -33,7 +38,10 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 def test_evaluate_writes_every_metric_curve_and_image(reproduced_repo):
     repo = reproduced_repo
-    metrics = json.loads((repo / "metrics/evaluate/metrics.json").read_text())
+    headline = json.loads((repo / "metrics/evaluate/metrics.json").read_text())
+    metrics = json.loads((repo / "metrics/evaluate/report.json").read_text())
+    assert set(headline) == set(HEADLINE_KEYS)  # what `dvc exp show` shows: a few columns
+    assert headline == {key: metrics[key] for key in HEADLINE_KEYS}
     assert set(metrics) >= HEADLINE | COST
     assert metrics["test_images"] == 48 and metrics["epochs_run"] == 1
     assert metrics["parameters"] == 308008  # the residual CNN of the report
@@ -59,7 +67,16 @@ def test_evaluate_writes_every_metric_curve_and_image(reproduced_repo):
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in images.glob("*.png"))
 
 
-def assert_rendered(page: Path, expected_revisions: int) -> None:
+def committed_images(repo: Path, *revisions: str) -> int:
+    """How many report PNGs the revisions hold (plots/evaluate is committed to git: `cache: false`)."""
+    listed = [
+        run(repo, "git", "ls-tree", "-r", "--name-only", rev, "plots/evaluate/images").stdout
+        for rev in revisions
+    ]
+    return sum(len([line for line in text.splitlines() if line.endswith(".png")]) for text in listed)
+
+
+def assert_rendered(page: Path, expected_images: int) -> None:
     """Every vega plot on `page` drew an SVG, with rects for the confusion matrix and lines for curves."""
     browser = find_chromium()
     if browser is None:
@@ -67,7 +84,7 @@ def assert_rendered(page: Path, expected_revisions: int) -> None:
     html = page.read_text()
     assert "<script src=" not in html and "cdn.jsdelivr" not in html  # the offline page: libraries inlined
     ids = VEGA_DIV.findall(html)
-    assert len(ids) == 8, ids
+    assert len(ids) == len(VEGA_PLOTS), ids
     dom, console = render(browser, page)
     plots = scan(dom)
     drawn = {plot_id: plots.marks.get(plot_id, set()) for plot_id in ids}
@@ -80,18 +97,18 @@ def assert_rendered(page: Path, expected_revisions: int) -> None:
     assert not errors, errors
     assert "error" not in " ".join(plots.text).lower()
     shown = re.findall(r'<img src="(static/[^"]+)"', html)
-    assert len(shown) == len(IMAGES) * expected_revisions
+    assert len(shown) == expected_images
     assert all((page.parent / src).is_file() for src in shown)
 
 
 def test_plots_show_renders_every_plot_offline(reproduced_repo, tmp_path):
     result = run(reproduced_repo, "dvc", "plots", "show", "-o", str(tmp_path / "show"))
     assert "failed" not in (result.stdout + result.stderr).lower()
-    assert_rendered(tmp_path / "show/index.html", expected_revisions=1)
+    assert_rendered(tmp_path / "show/index.html", expected_images=len(IMAGES))
 
 
 def test_plots_diff_of_two_commits_renders_both_revisions(two_commit_repo, tmp_path):
     run(two_commit_repo, "dvc", "plots", "diff", "HEAD~1", "HEAD", "-o", str(tmp_path / "diff"))
     page = tmp_path / "diff/index.html"
     assert '"rev": "HEAD~1"' in page.read_text() and '"rev": "HEAD"' in page.read_text()
-    assert_rendered(page, expected_revisions=2)
+    assert_rendered(page, expected_images=committed_images(two_commit_repo, "HEAD~1", "HEAD"))

@@ -37,12 +37,15 @@ def experiments(show: list[dict]) -> dict[str, tuple[dict, dict]]:
 
 
 def test_one_model_of_each_family_runs_as_an_experiment(project_repo):
+    parameters = {}
     for model, overrides in FAMILY_MODELS.items():
         settings = [arg for key, value in overrides.items() for arg in ("-S", f"{key}={value}")]
         result = run(
             project_repo, "dvc", "exp", "run", "-n", f"zoo-{model}", "-S", f"model={model}", *settings
         )
         assert ran_stages(result.stdout) == ["train", "evaluate", "export"], result.stdout
+        report = json.loads((project_repo / "metrics/evaluate/report.json").read_text())
+        parameters[model] = report["parameters"]
 
     shown = experiments(json.loads(run(project_repo, "dvc", "exp", "show", "--json").stdout))
     for model in FAMILY_MODELS:
@@ -50,7 +53,7 @@ def test_one_model_of_each_family_runs_as_an_experiment(project_repo):
         assert params["model"] == model
         assert 0.0 <= metrics["accuracy"] <= 1.0
         hparams = {**params["models"][model], "weights": None} if model == "efficientnet_b0" else None
-        assert metrics["parameters"] == create_model(model, (28, 28, 3), 8, hparams=hparams).count_params()
+        assert parameters[model] == create_model(model, (28, 28, 3), 8, hparams=hparams).count_params()
 
 
 def test_one_models_settings_do_not_rerun_another(project_repo):
@@ -68,6 +71,10 @@ def test_an_unknown_model_fails_clearly(project_repo):
     assert "Parameters 'models.resnet9000' are missing from 'params.yaml'" in result.stderr + result.stdout
 
     set_params(project_repo, {"model": "resnet9000"})
+    result = run(project_repo, sys.executable, "-m", "stages.train", check=False)
+    assert result.returncode == 1
+    assert "train failed: params.yaml: model 'resnet9000' has no models.resnet9000 group" in result.stderr
+    set_params(project_repo, {"models.resnet9000": {}})
     result = run(project_repo, sys.executable, "-m", "stages.train", check=False)
     assert result.returncode == 1
     assert (

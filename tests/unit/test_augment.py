@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bloodcells.architectures.augment import RandomCropZoom, RandomStainJitter, augmentation_layers
-from bloodcells.core.params import AugmentParams
+from tests.conftest import group
 
 SIZE = 16
 
@@ -17,9 +17,12 @@ def ramp(n: int = 64) -> np.ndarray:
     return np.broadcast_to(columns[None, None, :, None], (n, SIZE, SIZE, 3)).copy()
 
 
-def test_default_recipe_is_rot90_and_flips_only():
-    assert [layer.name for layer in augmentation_layers(AugmentParams())] == ["augment_rot90", "augment_flip"]
-    everything = AugmentParams(crop_zoom=True, color_jitter=True)
+def test_the_shipped_recipe_is_rot90_and_flips_only():
+    assert [layer.name for layer in augmentation_layers(group("augment"))] == [
+        "augment_rot90",
+        "augment_flip",
+    ]
+    everything = group("augment", crop_zoom=True, color_jitter=True)
     assert [layer.name for layer in augmentation_layers(everything)] == [
         "augment_rot90",
         "augment_flip",
@@ -67,6 +70,6 @@ def test_layers_round_trip_through_their_config():
 
 def test_bad_settings_are_named():
     with pytest.raises(ValueError, match=r"augment.crop_min_area must be in \(0, 1\], got 0"):
-        augmentation_layers(AugmentParams(crop_zoom=True, crop_min_area=0))
+        augmentation_layers(group("augment", crop_zoom=True, crop_min_area=0))
     with pytest.raises(ValueError, match=r"augment.color_jitter_strength must be in \[0, 0.5\], got 0.8"):
-        augmentation_layers(AugmentParams(color_jitter=True, color_jitter_strength=0.8))
+        augmentation_layers(group("augment", color_jitter=True, color_jitter_strength=0.8))

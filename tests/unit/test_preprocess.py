@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.dataset import load_split
-from stages.preprocess import (
+from bloodcells.data.preprocess import (
     PreprocessError,
     drop_cross_split_duplicates,
     find_duplicates,
@@ -15,6 +14,7 @@ from stages.preprocess import (
     validate,
     write_preprocessed,
 )
+from bloodcells.data.splits import load_split
 from tests.synthetic import write_synthetic_npz
 
 NAMES = [f"class{i}" for i in range(8)]
@@ -40,12 +40,12 @@ def as_float(a, key):
     [
         (lambda a: a.pop("val_labels"), r"missing keys \['val_labels'\]"),
         (lambda a: as_float(a, "train_images"), "train_images has dtype float32, expected uint8"),
-        (lambda a: a.update(test_images=a["test_images"][..., 0]), r"\(8, 28, 28\), expected \(N, 28, 28, 3"),
+        (lambda a: a.update(test_images=a["test_images"][..., :2]), r"\(8, 28, 28, 2\), expected \(N, 28"),
         (lambda a: a.update(train_labels=a["train_labels"] + 8), r"16 value\(s\) outside \[0, 7\]"),
         (lambda a: a.update(val_labels=a["val_labels"][:3]), r"expected \(8, 1\)"),
         (lambda a: as_float(a, "val_labels"), "val_labels has dtype float64, expected integers"),
     ],
-    ids=["missing-key", "float-images", "grayscale", "label-range", "label-count", "float-labels"],
+    ids=["missing-key", "float-images", "two-channels", "label-range", "label-count", "float-labels"],
 )
 def test_bad_arrays_are_refused_with_the_fault_named(arrays, mutate, message):
     mutate(arrays)

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from stages.download import DownloadError, download_all, file_md5, mirror_base, plan_remotes
 from bloodcells.core.params import DataParams
-from tests.conftest import PROJECT, dvc_env
+from bloodcells.data.download import DownloadError, download_all, file_md5, mirror_base, plan_remotes
+from tests.conftest import PROJECT, dvc_env, group, set_params
 from tests.synthetic import write_mirror
 
 
 def params(mirror: Path | str, sizes=(28,)) -> DataParams:
-    return DataParams(dataset="bloodmnist", sizes=list(sizes), mirror=str(mirror))
+    return group("data", dataset="bloodmnist", source="medmnist", sizes=list(sizes), mirror=str(mirror))
 
 
 def test_fetches_from_a_local_mirror_and_verifies_md5sums(tmp_path):
@@ -58,7 +58,7 @@ def test_wrong_checksum_names_file_source_and_both_md5s(tmp_path):
         download_all(params(mirror), tmp_path / "raw")
     message = str(error.value)
     assert "bloodmnist.npz: checksum mismatch" in message and mirror.as_uri() in message
-    assert f"expected {'0' * 32}, got {actual}" in message
+    assert f"expected {'0' * 32} (from " in message and f"got {actual}" in message
     assert_nothing_left(tmp_path / "raw")
 
 
@@ -121,15 +121,15 @@ def test_bad_params_give_one_clear_line(tmp_path):
     with pytest.raises(DownloadError, match="use a folder, file://"):
         mirror_base("ftp://example.org/")
     with pytest.raises(ValueError, match="Unsupported image size 32"):
-        plan_remotes(DataParams(dataset="bloodmnist", sizes=[32]))
+        plan_remotes(group("data", dataset="bloodmnist", sizes=[32], mirror=None))
     with pytest.raises(ValueError, match="Unknown MedMNIST dataset 'bloodmnst'. Known: .*bloodmnist"):
-        plan_remotes(DataParams(dataset="bloodmnst", sizes=[28]))
+        plan_remotes(group("data", dataset="bloodmnst", sizes=[28], mirror=None))
 
 
 def test_stage_exits_with_one_line_and_no_traceback(tmp_path):
-    (tmp_path / "params.yaml").write_text(
-        "data: {dataset: bloodmnist, sizes: [28], mirror: http://127.0.0.1:9/}\n"
-    )
+    for name in ("params.yaml", "dvc.yaml"):
+        (tmp_path / name).write_bytes((PROJECT / name).read_bytes())
+    set_params(tmp_path, {"data.mirror": "http://127.0.0.1:9/"})  # a closed port
     result = subprocess.run(
         [sys.executable, "-m", "stages.download"],
         cwd=tmp_path,
@@ -139,4 +139,6 @@ def test_stage_exits_with_one_line_and_no_traceback(tmp_path):
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("download failed: bloodmnist.npz: cannot reach")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("download failed: bloodmnist.npz: cannot reach")
+    assert not (tmp_path / "data/raw/bloodmnist_28.npz").exists()

@@ -2,16 +2,14 @@
 
 Parametrized over the registry (as timm's tests are), so a new model is tested without a new test.
 Models are built with their shipped params.yaml hyperparameters; transfer models with `weights: none`.
-The transfer models' training step and save/reload (seconds of XLA compilation and ~100 MB files
-each) are marked slow.
+Here the cheap checks; every model's training step and save/reload, and the transfer models' builds
+(seconds each, ~100 MB files), are in tests/e2e/test_model_zoo.py. test_mixed_precision.py builds
+every model, the transfer ones included, and checks its output.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import socket
-import subprocess
-import sys
 import time
 
 import keras
@@ -20,13 +18,12 @@ import pytest
 
 from bloodcells.architectures import create_model, list_models
 from bloodcells.architectures import transfer as transfer_family
-from bloodcells.core.params import AugmentParams, read_params
-from tests.conftest import PROJECT, dvc_env
+from tests.conftest import group, shipped_params
 
 N_CLASSES = 8
 SIZES = (28, 64, 128)
 TRANSFER = sorted(transfer_family.BACKBONES)
-SHIPPED = read_params(PROJECT / "params.yaml")["models"]
+SHIPPED = shipped_params().models
 
 # The residual-CNN report's parameter counts for 8 classes, {model: {size: parameters}}.
 REPORT_COUNTS = {
@@ -65,14 +62,18 @@ def test_every_registered_model_has_params_and_no_stray_entries():
         assert isinstance(hparams, dict) and hparams, f"models.{name} in params.yaml needs at least one key"
 
 
-@pytest.mark.parametrize("name", list_models())
-def test_builds_at_every_size(name):
-    for size in SIZES:
-        model = create_model(name, (size, size, 3), N_CLASSES, AugmentParams(), shipped_hparams(name))
+def assert_builds(name: str, sizes: tuple[int, ...]) -> None:
+    for size in sizes:
+        model = create_model(name, (size, size, 3), N_CLASSES, group("augment"), shipped_hparams(name))
         assert model.name == name
         assert model.input.dtype == "uint8"
         assert tuple(model.output.shape) == (None, N_CLASSES)
         assert model.layers[-1].name == "predictions"
+
+
+@pytest.mark.parametrize("name", [name for name in list_models() if name not in TRANSFER])
+def test_builds_at_every_size(name):
+    assert_builds(name, SIZES)
 
 
 @pytest.mark.parametrize("name", sorted(REPORT_COUNTS))
@@ -84,7 +85,7 @@ def test_report_parameter_counts(name):
 def train_step_save_and_reload(name: str, tmp_path) -> None:
     images, labels = tiny_batch()
     # every augmentation on, so each custom layer goes through training and serialization
-    augment = AugmentParams(crop_zoom=True, color_jitter=True)
+    augment = group("augment", crop_zoom=True, color_jitter=True)
     model = create_model(name, (28, 28, 3), N_CLASSES, augment, shipped_hparams(name))
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
     before = [w.copy() for w in model.get_weights()]
@@ -101,29 +102,18 @@ def train_step_save_and_reload(name: str, tmp_path) -> None:
     assert len(reloaded.trainable_weights) == len(model.trainable_weights)  # freezing survives saving
 
 
-@pytest.mark.parametrize("name", [name for name in list_models() if name not in TRANSFER])
-def test_trains_a_step_and_reloads_identically(name, tmp_path):
-    train_step_save_and_reload(name, tmp_path)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", TRANSFER)
-def test_transfer_trains_a_step_and_reloads_identically(name, tmp_path):
-    train_step_save_and_reload(name, tmp_path)
+def test_the_residual_cnn_trains_a_step_and_reloads_identically(tmp_path):
+    """Every custom layer goes through training and saving here; every other model: tests/e2e."""
+    train_step_save_and_reload("skip", tmp_path)
 
 
 @pytest.mark.parametrize("name", TRANSFER)
-def test_transfer_small_inputs_are_refused_or_fitted(name):
+def test_transfer_small_inputs_are_refused_with_fit_none(name):
     minimum = transfer_family.BACKBONES[name].min_size
     with pytest.raises(
         ValueError, match=f"{name} needs inputs of at least {minimum}x{minimum} px, got 28x28"
     ):
         create_model(name, (28, 28, 3), N_CLASSES, hparams=shipped_hparams(name, fit="none"))
-
-    padded = create_model(name, (28, 28, 3), N_CLASSES, hparams=shipped_hparams(name, fit="pad"))
-    assert tuple(padded.get_layer("fit_pad").output.shape) == (None, minimum, minimum, 3)
-    exact = create_model(name, (minimum, minimum, 3), N_CLASSES, hparams=shipped_hparams(name, fit="none"))
-    assert not {"fit_pad", "fit_resize"} & {layer.name for layer in exact.layers}
 
 
 @pytest.mark.parametrize(
@@ -140,50 +130,6 @@ def test_imagenet_scaling_matches_keras_preprocess_input(mode, application):
     expected = application.preprocess_input(images * 255.0)
     scaled = np.asarray(transfer_family.ImageNetScaling(mode)(images))
     np.testing.assert_allclose(scaled, expected, rtol=1e-5, atol=1e-4)
-
-
-def test_padding_centres_the_image_in_black():
-    model = create_model("resnet50", (28, 28, 3), N_CLASSES, hparams=shipped_hparams("resnet50", fit="pad"))
-    probe = keras.Model(model.input, model.get_layer("fit_pad").output)
-    padded = probe.predict(np.full((1, 28, 28, 3), 255, np.uint8), verbose=0)[0]  # (32, 32, 3)
-    assert padded[2:30, 2:30].min() == 1.0 and padded.sum() == 28 * 28 * 3
-
-
-@pytest.mark.parametrize(
-    ("freeze", "backbone_trains"),
-    [("none", "every layer"), ("all", "nothing"), ("all_but_bn", "batch norm only")],
-)
-def test_transfer_freeze_modes(freeze, backbone_trains):
-    model = create_model(
-        "resnet50", (32, 32, 3), N_CLASSES, hparams=shipped_hparams("resnet50", freeze=freeze)
-    )
-    backbone = model.get_layer("backbone")
-    trainable = {id(w) for w in backbone.trainable_weights}
-    batch_norms = [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    bn_weights = {id(w) for layer in batch_norms for w in (layer.gamma, layer.beta)}
-    head = [w for w in model.trainable_weights if id(w) not in {id(v) for v in backbone.weights}]
-    assert head, "the head always trains"
-    if backbone_trains == "nothing":
-        assert not trainable
-    elif backbone_trains == "batch norm only":
-        assert trainable == bn_weights
-    else:
-        assert bn_weights < trainable
-
-
-def test_transfer_loads_a_local_weights_file(tmp_path):
-    """An offline machine can use a copy of the headless network's weights file."""
-    source = keras.applications.EfficientNetB0(include_top=False, weights=None, input_shape=(32, 32, 3))
-    path = tmp_path / "efficientnetb0_notop.weights.h5"
-    source.save_weights(path)
-    model = create_model(
-        "efficientnet_b0",
-        (32, 32, 3),
-        N_CLASSES,
-        hparams=shipped_hparams("efficientnet_b0", weights=str(path)),
-    )
-    for loaded, saved in zip(model.get_layer("backbone").get_weights(), source.get_weights(), strict=True):
-        np.testing.assert_array_equal(loaded, saved)
 
 
 def test_bad_transfer_params_are_named():
@@ -220,30 +166,11 @@ def test_reachability_check_does_not_wait_for_a_stalled_connection(monkeypatch):
     assert time.perf_counter() - start < 5
 
 
-def test_cli_lists_every_model():
-    result = subprocess.run(
-        [sys.executable, "-m", "bloodcells.architectures"],
-        cwd=PROJECT,
-        env=dvc_env(),
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
-    assert [line.split()[0] for line in result.stdout.splitlines()] == list_models()
+def test_cli_lists_every_model(capsys):
+    from bloodcells.cli import main
 
-
-def test_model_table_counts_and_refusals():
-    spec = importlib.util.spec_from_file_location("model_table", PROJECT / "scripts" / "model_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    table = module.model_table(
-        ["inception", "resnet50"], (28, 64), {"resnet50": shipped_hparams("resnet50", fit="none")}
-    )
-    header, rule, inception_row, resnet_row = table.splitlines()
-    assert header == "| model | family | params @28 px | params @64 px | source |"
-    assert inception_row.startswith("| `inception` | inception | 37,164 | 37,164 | residual-CNN report")
-    assert "| n/a: resnet50 needs inputs of at least 32x32 px, got 28x28" in resnet_row
-    assert "| 25,761,352 |" in resnet_row
+    main(["models"])
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == list_models()
 
 
 def test_a_strided_stem_quarters_the_skip_models_maps_with_the_same_parameters():

@@ -1,0 +1,180 @@
+"""The train stage through real `dvc`: killed and resumed exactly, deterministic reruns, data parallelism."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from bloodcells.evaluation.report import HEADLINE
+from tests.conftest import dvc_env, ran_stages, run, set_params
+
+pytestmark = pytest.mark.slow
+
+TIMINGS = {"train_seconds", "peak_memory_mb", "train_peak_memory_mb", "eval_peak_memory_mb"}
+TIMINGS |= {"test_seconds", "test_ms_per_image"}
+
+
+def without_timings(path: Path) -> dict:
+    """A JSON file's figures, less the ones that measure time or memory."""
+    return {key: value for key, value in json.loads(path.read_text()).items() if key not in TIMINGS}
+
+
+def curves(repo: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every dvclive curve of the train stage: {file: [(step, value), ...]}."""
+    found = {}
+    for path in sorted((repo / "metrics/train/plots/metrics").rglob("*.tsv")):
+        with path.open() as f:
+            rows = list(csv.DictReader(f, delimiter="\t"))
+        metric = path.stem
+        found[str(path.relative_to(repo))] = [(int(row["step"]), float(row[metric])) for row in rows]
+    return found
+
+
+def weights(repo: Path) -> list[np.ndarray]:
+    import bloodcells.architectures  # noqa: F401  (registers the custom layers)
+
+    return keras.saving.load_model(repo / "models/model.keras").get_weights()
+
+
+def checkpointed_epochs(repo: Path) -> int:
+    """Epochs the train stage's checkpoint holds (0 before the first one)."""
+    found = list((repo / "data/train-backup").glob("*/training_metadata.json"))
+    return json.loads(found[0].read_text())["epoch"] if found else 0
+
+
+def repro_killed_after(repo: Path, epochs: int, timeout: float = 300) -> str:
+    """Start `dvc repro`, SIGKILL it (and its train stage) once `epochs` are checkpointed; its output."""
+    process = subprocess.Popen(
+        ["dvc", "repro"],
+        cwd=repo,
+        env=dvc_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.time() + timeout
+    while checkpointed_epochs(repo) < epochs:
+        assert process.poll() is None, "the run ended before it could be killed:\n" + process.stdout.read()
+        assert time.time() < deadline, "no checkpoint in time"
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    output, _ = process.communicate()
+    return output
+
+
+# 64 px and batches of 2: epochs of a few seconds, long enough to be killed in the middle of one.
+RESUME = {
+    "data.sizes": [64],
+    "train.size": 64,
+    "train.epochs": 3,
+    "train.batch_size": 2,
+    "train.deterministic": True,
+    "train.early_stopping_patience": 10,
+    "evaluate.tta_views": 1,
+    "evaluate.gradcam_per_class": 0,
+}
+
+
+def test_a_run_killed_twice_ends_exactly_where_an_uninterrupted_one_does(new_repo, tmp_path):
+    """Killed with SIGKILL in epoch 2 and again in epoch 3, each `dvc repro` resumes from the checkpoint;
+    the model, its card and curves equal those of a run that was never interrupted."""
+    whole = new_repo(RESUME)
+    run(whole, "dvc", "repro", "class_weights")
+    killed = tmp_path / "killed"
+    shutil.copytree(whole, killed, symlinks=True)
+    assert ran_stages(run(whole, "dvc", "repro").stdout) == ["train", "evaluate", "export"]
+
+    repro_killed_after(killed, 1)
+    assert checkpointed_epochs(killed) == 1, "killed in epoch 2"
+    assert not (killed / "models/model.keras").exists()
+    second = repro_killed_after(killed, 2)
+    assert "resuming after epoch 1 from the checkpoint" in second
+    assert checkpointed_epochs(killed) == 2, "killed in epoch 3"
+    last = run(killed, "dvc", "repro")
+    assert ran_stages(last.stdout) == ["train", "evaluate", "export"]
+    assert "resuming after epoch 2 from the checkpoint" in last.stdout
+    assert "Epoch 3/3" in last.stdout and "Epoch 2/3" not in last.stdout
+
+    card = without_timings(killed / "models/model.json")
+    assert card == without_timings(whole / "models/model.json")
+    assert card["epochs_run"] == 3 and 1 <= card["best/epoch"] <= 3
+    resumed_curves = curves(killed)
+    assert resumed_curves == curves(whole)
+    assert all([step for step, _ in curve] == [0, 1, 2] for curve in resumed_curves.values()), resumed_curves
+    for resumed, uninterrupted in zip(weights(killed), weights(whole), strict=True):
+        np.testing.assert_array_equal(resumed, uninterrupted)
+    assert without_timings(killed / "metrics/evaluate/report.json") == without_timings(
+        whole / "metrics/evaluate/report.json"
+    )
+    assert not list((killed / "data/train-backup").glob("*/*.h5")), "checkpoint kept after success"
+
+
+def test_two_deterministic_runs_give_identical_metrics(project_repo):
+    """Both runs happen here: the second retrains and re-evaluates (forced), into folders emptied first."""
+    set_params(project_repo, {"train.deterministic": True, "train.epochs": 2})
+    first = run(project_repo, "dvc", "repro")
+    assert ran_stages(first.stdout) == ["train", "evaluate", "export"]
+    metrics, report = (project_repo / "metrics/evaluate" / name for name in ("metrics.json", "report.json"))
+    before = (
+        without_timings(metrics),
+        without_timings(report),
+        without_timings(project_repo / "models/model.json"),
+    )
+    shutil.rmtree(project_repo / "metrics/evaluate")
+    (project_repo / "models/model.json").unlink()
+
+    second = run(project_repo, "dvc", "repro", "--force", "--downstream", "train")
+    assert ran_stages(second.stdout) == ["train", "evaluate", "export"]
+    after = (
+        without_timings(metrics),
+        without_timings(report),
+        without_timings(project_repo / "models/model.json"),
+    )
+    assert after == before
+    assert set(before[0]) == set(HEADLINE) - TIMINGS
+
+
+TWO_CPU_DEVICES = """
+import runpy, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+sys.argv = ["stages.train"]
+runpy.run_module("stages.train", run_name="__main__")
+"""
+
+
+def test_data_parallel_training_on_two_logical_cpu_devices(project_repo):
+    """`train.distribute: data_parallel` mirrors the model over every device (here two CPU halves)."""
+    set_params(project_repo, {"train.distribute": "data_parallel", "train.epochs": 2})
+    result = run(project_repo, "python", "-c", TWO_CPU_DEVICES)
+    assert "2 replica(s)" in result.stdout
+    assert "Epoch 2/2" in result.stdout
+    assert json.loads((project_repo / "models/model.json").read_text())["epochs_run"] == 2
+
+
+def test_the_pipeline_trains_and_evaluates_under_jax_data_parallel_on_two_cpu_devices(project_repo):
+    """The GPU machine's path (Keras on JAX, no TensorFlow needed by the stages), on two CPU devices."""
+    pytest.importorskip("jax", reason="JAX is not installed: the JAX backend path is not tested")
+    set_params(project_repo, {"train.distribute": "data_parallel", "train.batch_size": 26})
+    env = {**dvc_env(), "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    result = subprocess.run(
+        ["dvc", "repro"], cwd=project_repo, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    assert ran_stages(result.stdout) == ["train", "evaluate", "export"]
+    assert "backend jax, float32, 2 replica(s)" in result.stdout
+    card = json.loads((project_repo / "models/model.json").read_text())
+    assert card["backend"] == "jax" and card["epochs_run"] == 1
+    assert "accuracy" in json.loads((project_repo / "metrics/evaluate/metrics.json").read_text())

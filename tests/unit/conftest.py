@@ -1,0 +1,20 @@
+"""Fixtures of the quick suite."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.stage_processes import STAGES, Finished, run_many, stage_workdir
+
+
+@pytest.fixture(scope="session")
+def stage_help(tmp_path_factory) -> tuple[dict[str, Finished], dict]:
+    """`python -m stages.<name> --help` of every stage, run once per session in an empty project folder:
+    ({stage: result with the modules it loaded}, {stage: files in its folder afterwards})."""
+    root = tmp_path_factory.mktemp("help")
+    folders = {stage: stage_workdir(root / stage) for stage in STAGES}
+    results = run_many(
+        {stage: (stage, ["--help"], folders[stage], root / f"{stage}.modules.json") for stage in STAGES}
+    )
+    left = {stage: sorted(p.name for p in folder.iterdir()) for stage, folder in folders.items()}
+    return results, left

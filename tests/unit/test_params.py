@@ -1,0 +1,111 @@
+"""The params schema (bloodcells/core/params.py): params.yaml is the only source of defaults, every key typed.
+
+The stage processes' one-line errors are in test_stages.py; here the schema itself, in-process.
+"""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from pydantic import BaseModel
+
+from bloodcells.core import params as schema
+from bloodcells.core.params import ParamsError, load_params, parse_params, read_yaml
+from tests.conftest import PROJECT, set_dotted, shipped_params
+
+GROUPS = [
+    cls
+    for cls in vars(schema).values()
+    if isinstance(cls, type) and issubclass(cls, BaseModel) and cls.__module__ == schema.__name__
+]
+
+
+def test_the_shipped_params_file_is_valid():
+    params = load_params(PROJECT / "params.yaml")
+    assert params.train.lr == 1e-3 and params.model in params.models
+
+
+@pytest.mark.parametrize("cls", GROUPS, ids=lambda cls: cls.__name__)
+def test_no_group_has_a_default_or_takes_unknown_keys(cls):
+    """A default here would be a second source of truth beside params.yaml."""
+    if not cls.model_fields:  # the shared base
+        return
+    defaulted = [name for name, field in cls.model_fields.items() if not field.is_required()]
+    assert not defaulted, f"{cls.__name__} has defaults for {defaulted}: they belong in params.yaml"
+    assert cls.model_config.get("extra") == "forbid"
+
+
+def test_every_group_of_params_yaml_is_in_the_schema_and_back():
+    raw = read_yaml(PROJECT / "params.yaml")
+    assert set(raw) == set(schema.Params.model_fields)
+    for group, field in schema.Params.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            assert set(raw[group]) == set(field.annotation.model_fields), group
+
+
+@pytest.mark.parametrize("text", ["1e-5", "1e-06", "3e-4"])
+@pytest.mark.parametrize("key", ["train.lr", "train.min_lr", "train.weight_decay", "models.resnet50.l2"])
+def test_small_numbers_yaml_reads_as_strings_are_floats(key, text):
+    """PyYAML (YAML 1.1) reads `1e-5` without a dot as a string; DVC's `-S` writes `1e-06` so."""
+    value = yaml.safe_load(f"x: {text}")["x"]
+    assert isinstance(value, str)  # what the schema is given
+    overrides = {key: value}
+    if key == "train.min_lr":
+        overrides["train.lr"] = 1e-3
+    params = shipped_params(overrides)
+    group, *rest = key.split(".")
+    got = getattr(params, group)
+    got = got[rest[0]][rest[1]] if group == "models" else getattr(got, rest[0])
+    assert isinstance(got, float) and got == float(text)
+
+
+def test_a_hand_written_small_number_in_params_yaml_loads(tmp_path):
+    text = (PROJECT / "params.yaml").read_text().replace("lr: 1.0e-3", "lr: 3e-4", 1)
+    assert "lr: 3e-4" in text
+    (tmp_path / "params.yaml").write_text(text)
+    assert load_params(tmp_path / "params.yaml").train.lr == 3e-4
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"train.epochs": 0}, "train.epochs: Input should be greater than or equal to 1 (got 0)"),
+        ({"train.lr": -1.0}, "train.lr: Input should be greater than 0"),
+        ({"train.optimizer": "sgd"}, "train.optimizer: Input should be 'adam' or 'adamw' (got 'sgd')"),
+        ({"train.schedule": "step"}, "train.schedule: Input should be 'plateau' or 'cosine'"),
+        ({"train.label_smoothing": 1.5}, "train.label_smoothing: Input should be less than 1"),
+        ({"train.min_lr": 0.1}, "train: min_lr (0.1) is above lr (0.001)"),
+        ({"train.distribute": "horovod"}, "train.distribute: Input should be 'none' or 'data_parallel'"),
+        ({"evaluate.tta_views": 9}, "evaluate.tta_views: Input should be less than or equal to 8"),
+        ({"model": "resnet9000"}, "model 'resnet9000' has no models.resnet9000 group"),
+        (
+            {"data.sizes": [28, 32], "train.size": 28},
+            "data.sizes [32]: MedMNIST publishes [28, 64, 128, 224] px",
+        ),
+        ({"data.sizes": [28, 28]}, "data.sizes: sizes repeat: [28, 28]"),
+        ({"class_weights.method": "inverse"}, "class_weights.method: Input should be 'balanced' or 'none'"),
+    ],
+)
+def test_bad_values_are_named_in_one_line(overrides, message):
+    with pytest.raises(ParamsError) as error:
+        shipped_params(overrides)
+    assert str(error.value).startswith(f"params.yaml: {message}"), str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_a_missing_key_and_several_faults_are_said_in_one_line():
+    raw = read_yaml(PROJECT / "params.yaml")
+    del raw["train"]["lr"]
+    with pytest.raises(ParamsError, match=r"^params.yaml: train.lr: missing$"):
+        parse_params(raw)
+    set_dotted(raw, {"train.lr": 1e-3, "train.epochs": "abc", "seed": "x"})
+    with pytest.raises(ParamsError, match=r"; and 1 more$"):
+        parse_params(raw)
+
+
+def test_a_file_that_is_not_yaml_or_not_there_is_one_line(tmp_path):
+    (tmp_path / "params.yaml").write_text("train: [unclosed\n")
+    with pytest.raises(ParamsError, match=r"params.yaml: line \d+: not valid YAML"):
+        load_params(tmp_path / "params.yaml")
+    with pytest.raises(ParamsError, match="not found: run from the project root"):
+        load_params(tmp_path / "nowhere.yaml")
