@@ -20,12 +20,6 @@ def digest(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dvc.yaml: metrics/train is a plain `cache: false` out, and DVC saves no run-cache entry for a "
-    "stage with an uncached out that is not declared as metrics or plots (dvc/stage/__init__.py, run: "
-    "no_cache_outs); remove this mark with the fix",
-)
 def test_going_back_to_a_trained_configuration_restores_it_from_the_run_cache(project_repo):
     """A, then B, then A again: the third run trains nothing and gives back the first run's model."""
     first = run(project_repo, "dvc", "exp", "run", "-S", "seed=44")
