@@ -62,6 +62,21 @@ class FolderParams(_Group):
     split_seed: int
     crop: Count | None
     resize_filter: ResizeFilter
+    near_duplicate_distance: Annotated[int, Field(ge=0, le=32)] | None
+    group_pattern: str | None
+
+    @field_validator("group_pattern")
+    @classmethod
+    def _one_group(cls, pattern: str | None) -> str | None:
+        if pattern is None:
+            return None
+        try:
+            groups = re.compile(pattern).groups
+        except re.error as error:
+            raise ValueError(f"not a regular expression ({error})") from None
+        if groups != 1:
+            raise ValueError(f"needs exactly one (group) naming the patient or slide, has {groups}")
+        return pattern
 
     @field_validator("classes")
     @classmethod
@@ -76,6 +91,8 @@ class PreprocessParams(_Group):
 
     check_split_sizes: bool
     drop_cross_split_duplicates: bool
+    near_duplicate_distance: Annotated[int, Field(ge=0, le=32)] | None
+    stain_normalization: Literal["none", "reinhard"]
 
 
 class ClassWeightParams(_Group):
