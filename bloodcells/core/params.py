@@ -110,6 +110,10 @@ class AugmentParams(_Group):
     crop_min_area: Annotated[float, Field(gt=0.0, le=1.0)]
     color_jitter: bool
     color_jitter_strength: Fraction
+    zoom: bool
+    zoom_range: Fraction
+    hed_jitter: bool
+    hed_jitter_strength: Annotated[float, Field(ge=0.0, le=0.5)]
 
 
 class TrainParams(_Group):
@@ -150,6 +154,13 @@ class EvaluateParams(_Group):
     calibration_bins: Count
 
 
+class ExternalParams(_Group):
+    """`external`: another labelled image folder to validate the trained model on (`bloodcells validate`)."""
+
+    path: str | None
+    classes: dict[str, str] | None
+
+
 class Params(_Group):
     """The whole of params.yaml."""
 
@@ -162,6 +173,7 @@ class Params(_Group):
     augment: AugmentParams
     train: TrainParams
     evaluate: EvaluateParams
+    external: ExternalParams
     models: dict[str, dict[str, Any] | None]
 
     @model_validator(mode="after")

@@ -29,6 +29,8 @@ TRAIN_METRICS_DIR = Path("metrics/train")  # dvclive's folder of the train stage
 EVAL_METRICS_DIR = Path("metrics/evaluate")
 EVAL_PLOTS_DIR = Path("plots/evaluate")
 EVAL_IMAGES_DIR = EVAL_PLOTS_DIR / "images"
+EXTERNAL_METRICS_DIR = Path("metrics/external")  # `bloodcells validate`: another lab's labelled folder
+EXTERNAL_PLOTS_DIR = Path("plots/external")
 
 # DVC runs queued and --temp experiments in a copy of the repository under this folder.
 _EXPERIMENT_COPIES = (".dvc", "tmp", "exps")

@@ -26,20 +26,24 @@ HASH_SIZE = 8  # imagehash.phash defaults: 8x8 = 64 bits from a 32x32 greyscale 
 THUMB_SIZE = HASH_SIZE * 4
 VIEWS = 8
 BLOCK_ROWS = 256  # rows of the distance matrix per numpy step: 256 x 17,092 x 8 bytes = 35 MB
-_ODD = (np.arange(HASH_SIZE) % 2 == 1)
+_ODD = np.arange(HASH_SIZE) % 2 == 1
 
 
 def thumbnails(images: np.ndarray) -> np.ndarray:
     """(N, 32, 32) float greyscale thumbnails, made exactly as imagehash.phash makes them."""
-    return np.stack(
-        [
-            np.asarray(
-                Image.fromarray(image).convert("L").resize((THUMB_SIZE, THUMB_SIZE), imagehash.ANTIALIAS),
-                dtype=np.float64,
-            )
-            for image in images
-        ]
-    ) if len(images) else np.zeros((0, THUMB_SIZE, THUMB_SIZE))
+    return (
+        np.stack(
+            [
+                np.asarray(
+                    Image.fromarray(image).convert("L").resize((THUMB_SIZE, THUMB_SIZE), imagehash.ANTIALIAS),
+                    dtype=np.float64,
+                )
+                for image in images
+            ]
+        )
+        if len(images)
+        else np.zeros((0, THUMB_SIZE, THUMB_SIZE))
+    )
 
 
 def low_frequencies(thumbs: np.ndarray) -> np.ndarray:
