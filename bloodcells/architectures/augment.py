@@ -164,8 +164,9 @@ class RandomHEDJitter(layers.Layer):
     """Jitter each image's haematoxylin, eosin and DAB densities: h' = h * a + b (training only).
 
     The colour is split into stain densities with skimage.color.rgb2hed's maths (Ruifrok-Johnston
-    vectors), each stain's density is scaled by a in [1 - s, 1 + s] and shifted by b in [-s, s] *
-    0.1 per image (Tellez et al.'s HED augmentation), and recombined as hed2rgb does. Unlike the
+    vectors), each stain's density is scaled by a in [1 - s, 1 + s] and shifted by b in [-s, s] / 50
+    per image (Tellez et al.'s HED augmentation, with a small shift: a shift stains the unstained
+    background too), and recombined as hed2rgb does. Unlike the
     RGB gains of RandomStainJitter this changes a stain's amount, the way slides and labs differ.
     Expects images in [0, 1] and keeps them there; s = 0 is the identity.
     """
@@ -186,7 +187,7 @@ class RandomHEDJitter(layers.Layer):
         s, batch = self.strength, ops.shape(x)[0]
         density = ops.matmul(ops.log(ops.maximum(x, 1e-6)) / LOG_ADJUST, ops.convert_to_tensor(HED_FROM_RGB))
         scale = keras.random.uniform((batch, 1, 1, 3), 1.0 - s, 1.0 + s, seed=self.seed_generator)
-        shift = keras.random.uniform((batch, 1, 1, 3), -0.1 * s, 0.1 * s, seed=self.seed_generator)
+        shift = keras.random.uniform((batch, 1, 1, 3), -s / 50, s / 50, seed=self.seed_generator)
         density = density * scale + shift
         rgb = ops.exp(ops.matmul(density * LOG_ADJUST, ops.convert_to_tensor(RGB_FROM_HED)))
         return ops.cast(ops.clip(rgb, 0.0, 1.0), dtype)
