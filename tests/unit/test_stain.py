@@ -32,7 +32,9 @@ AUGMENT = load_params(PROJECT / "params.yaml").augment
 
 
 def stained(n: int = 16, size: int = 32) -> np.ndarray:
-    return np.stack([np.asarray(keras.ops.image.resize(cell(k), (size, size)), dtype=np.uint8) for k in range(n)])
+    return np.stack(
+        [np.asarray(keras.ops.image.resize(cell(k), (size, size)), dtype=np.uint8) for k in range(n)]
+    )
 
 
 def test_hed_maths_is_skimages():
@@ -95,7 +97,9 @@ def test_the_layers_run_under_jax():
         "assert np.asarray(y).shape == x.shape and np.abs(np.asarray(y) - x).mean() > 0.001; print('ok')"
     )
     env = {**os.environ, "KERAS_BACKEND": "jax"}
-    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT, env=env, capture_output=True, text=True
+    )
     assert result.stdout.strip().endswith("ok"), result.stderr[-2000:]
 
 
@@ -109,7 +113,9 @@ def test_reinhard_moves_every_image_to_the_train_target_and_is_recorded():
     before, _ = lab_statistics(pale)
     target = np.array(record["target_mean"])
     assert np.abs(means - target).mean() < 0.3 * np.abs(before - target).mean()
-    np.testing.assert_array_equal(apply_stain_normalization(pale, record), apply_stain_normalization(pale, record))
+    np.testing.assert_array_equal(
+        apply_stain_normalization(pale, record), apply_stain_normalization(pale, record)
+    )
     assert apply_stain_normalization(pale, {"method": "none"}) is pale
     with pytest.raises(ValueError, match="unknown"):
         apply_stain_normalization(pale, {"method": "macenko"})
@@ -117,13 +123,17 @@ def test_reinhard_moves_every_image_to_the_train_target_and_is_recorded():
 
 def test_preprocess_normalises_every_split_with_the_train_target():
     images = stained(9)
-    splits = {s: Split(images[i * 3 : i * 3 + 3], np.zeros(3, int)) for i, s in enumerate(("train", "val", "test"))}
+    splits = {
+        s: Split(images[i * 3 : i * 3 + 3], np.zeros(3, int)) for i, s in enumerate(("train", "val", "test"))
+    }
     same, record = normalize_stains(splits, "none")
     assert same is splits and record == {"method": "none"}
     moved, record = normalize_stains(splits, "reinhard")
     assert record == fit_stain_normalization("reinhard", splits["train"].images)
     for split in splits:
-        np.testing.assert_array_equal(moved[split].images, apply_stain_normalization(splits[split].images, record))
+        np.testing.assert_array_equal(
+            moved[split].images, apply_stain_normalization(splits[split].images, record)
+        )
 
 
 def test_the_shifted_copy_is_deterministic_and_shifted():
