@@ -8,7 +8,7 @@ from `seed`: the same images and seed always give the same bytes.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -24,7 +24,16 @@ class Shift:
     vector_noise: float = 0.15  # each stain's RGB absorption vector perturbed by this (then unit length)
     amounts: tuple[float, float, float] = (1.3, 0.8, 1.0)  # haematoxylin, eosin, DAB density factors
     zoom: float = 1.2  # magnification: > 1 shows the centre larger (resize, then centre crop)
-    jpeg_quality: int = 60
+    jpeg_quality: int | None = 60  # None: not re-compressed
+
+    def only(self, part: str) -> Shift:
+        """This shift with one part kept (stain, scale or jpeg), the others switched off."""
+        keep = {
+            "stain": {"zoom": 1.0, "jpeg_quality": None},
+            "scale": {"vector_noise": 0.0, "amounts": (1.0, 1.0, 1.0), "jpeg_quality": None},
+            "jpeg": {"vector_noise": 0.0, "amounts": (1.0, 1.0, 1.0), "zoom": 1.0},
+        }
+        return replace(self, **keep[part])
 
 
 def shifted_stain_vectors(shift: Shift) -> np.ndarray:
@@ -45,9 +54,13 @@ def rescale_and_recompress(image: np.ndarray, shift: Shift) -> np.ndarray:
     """One image magnified by `zoom` about its centre (bicubic), then saved and read back as JPEG."""
     side = image.shape[0]
     big = max(side, round(side * shift.zoom))
-    picture = Image.fromarray(image).resize((big, big), Image.Resampling.BICUBIC)
-    left = (big - side) // 2
-    picture = picture.crop((left, left, left + side, left + side))
+    picture = Image.fromarray(image)
+    if big != side:
+        left = (big - side) // 2
+        picture = picture.resize((big, big), Image.Resampling.BICUBIC)
+        picture = picture.crop((left, left, left + side, left + side))
+    if shift.jpeg_quality is None:
+        return np.asarray(picture)
     buffer = io.BytesIO()
     picture.save(buffer, format="JPEG", quality=shift.jpeg_quality)
     return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))

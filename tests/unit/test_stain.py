@@ -143,3 +143,14 @@ def test_the_shifted_copy_is_deterministic_and_shifted():
     assert copy.shape == images.shape and copy.dtype == np.uint8
     assert np.abs(copy.astype(int) - images).mean() > 10
     assert not np.array_equal(shifted_copy(images, Shift(seed=1)), copy)
+
+
+def test_each_part_of_the_shift_alone_changes_only_what_it_names():
+    images = stained(6, 28)
+    stain, scale, jpeg = (shifted_copy(images, Shift().only(part)) for part in ("stain", "scale", "jpeg"))
+    identity = Shift(vector_noise=0.0, amounts=(1.0, 1.0, 1.0), zoom=1.0, jpeg_quality=None)
+    np.testing.assert_array_equal(shifted_copy(images, identity), images)
+    for part in (stain, scale, jpeg):
+        assert np.abs(part.astype(int) - images).mean() > 1
+    np.testing.assert_array_equal(stain.shape, images.shape)
+    assert np.abs(stain.mean(axis=(0, 1, 2)) - images.mean(axis=(0, 1, 2))).max() > 3  # another colour
