@@ -183,7 +183,8 @@ def near_duplicate_report(
     pairs = near_pairs(hashes, max_distance)
     a_split, b_split = splits[pairs.first], splits[pairs.second]
     cross = a_split != b_split
-    names = [str(s) for s in dict.fromkeys(splits.tolist())]
+    present = {str(s) for s in splits.tolist()}
+    names = [s for s in ("train", "val", "test") if s in present] + sorted(present - {"train", "val", "test"})
     split_pair = {
         f"{a}-{b}": int(((a_split == a) & (b_split == b) | (a_split == b) & (b_split == a)).sum())
         for i, a in enumerate(names)

@@ -79,6 +79,8 @@ def test_preprocess_report_counts_pairs_within_and_across_splits_and_label_confl
     assert report["train_test_pairs"] == 2 and report["cross_split_pairs"] == 4
     assert report["conflicting_label_pairs"] == 2  # the flipped a is labelled 1
     assert report["groups"] == 2 and report["largest_group"] == 3
+    reordered = {split: splits[split] for split in ("test", "val", "train")}
+    assert find_near_duplicates(reordered, 2)["split_pairs"] == report["split_pairs"]  # named train-val-test
     assert report["examples"][0]["distance"] == 0 and set(report["examples"][0]["a"]) == {
         "split",
         "index",
