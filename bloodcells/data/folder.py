@@ -174,6 +174,7 @@ def build_dataset(root: Path, sizes: list[int], params: FolderParams, workers: i
             labels,
             params.near_duplicate_distance,
             lambda i: {"path": files[i].path, "class": files[i].label_name, "split": splits[i]},
+            pairs=near,
         )
         if near_report["cross_split_pairs"]:
             warnings.append(

@@ -169,6 +169,7 @@ def near_duplicate_report(
     max_distance: int,
     describe: Callable[[int], dict[str, Any]],
     listed: int = 20,
+    pairs: NearPairs | None = None,
 ) -> dict[str, Any]:
     """Near-duplicate pairs counted within and across splits, with label conflicts and a few examples.
 
@@ -179,8 +180,9 @@ def near_duplicate_report(
         max_distance: the largest Hamming distance (bits of 64) that counts as a near-duplicate.
         describe: image index -> what the examples show of it (split and index, or a file path).
         listed: how many example pairs to list, closest first.
+        pairs: `near_pairs(hashes, max_distance)` when already computed.
     """
-    pairs = near_pairs(hashes, max_distance)
+    pairs = near_pairs(hashes, max_distance) if pairs is None else pairs
     a_split, b_split = splits[pairs.first], splits[pairs.second]
     cross = a_split != b_split
     present = {str(s) for s in splits.tolist()}
