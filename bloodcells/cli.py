@@ -5,6 +5,7 @@
     bloodcells predict MODELS INPUT...   classify image files, folders or npz files -> CSV
     bloodcells export --check MODELS/export   size, latency and agreement of each exported format
     bloodcells serve MODELS      a local page to drop cell images on and see the model's answer
+    bloodcells validate          the trained model on another lab's labelled folder (params `external`)
 
 The pipeline itself runs through DVC (`dvc repro`, `dvc exp run`); its stage scripts are in stages/.
 """
@@ -103,6 +104,22 @@ def add_serve(commands) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
     serve.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
     serve.set_defaults(run=serve_command)
+def validate_command(args: argparse.Namespace) -> None:
+    """Score the trained model on an external labelled folder (params `external`, `evaluate`)."""
+    from bloodcells.core.params import load_params
+    from bloodcells.core.stage import StageError
+    from bloodcells.evaluation.external import validate_external
+
+    try:
+        metrics = validate_external(load_params(), args.path)
+    except StageError as error:
+        raise ValueError(str(error)) from None
+    print(
+        f"{metrics['path']}: {metrics['images']} images of {len(metrics['classes'])} mapped classes, "
+        f"accuracy {metrics['accuracy']:.4f}, balanced {metrics['balanced_accuracy']:.4f}, "
+        f"macro-F1 {metrics['macro_f1']:.4f}; {metrics['outside_mapped_classes']:.1%} predicted outside "
+        "them (metrics/external/, plots/external/)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_predict(commands)
     add_export(commands)
     add_serve(commands)
+    validate = commands.add_parser(
+        "validate", help="score the trained model on another labelled image folder (params `external`)"
+    )
+    validate.add_argument("--path", help="the folder (default: external.path in params.yaml)")
+    validate.set_defaults(run=validate_command)
     return parser
 
 

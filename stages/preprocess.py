@@ -2,8 +2,9 @@
 
 Reads data/raw/<dataset>_<size>.npz, data/raw/classes.json and params `data`, `preprocess`. Writes
 data/preprocessed/<size>/{train,val,test}_{images,labels}.npy (uint8, memory-mappable) and
-summary.json (class names, counts per class per split, channel mean/std, duplicates). Identical
-inputs give byte-identical outputs. Run: python -m stages.preprocess --size 28
+summary.json (class names, counts per class per split, channel mean/std, exact and near duplicates,
+the stain normalisation applied). Identical inputs give byte-identical outputs.
+Run: python -m stages.preprocess --size 28
 """
 
 from bloodcells.core.params import load_params
@@ -27,6 +28,12 @@ def main() -> None:
             f"{preprocessed_dir(size)}: {summary['totals']}, {dup['pairs']} duplicate pair(s), "
             f"{dup['cross_split_groups']} across splits, {dup['conflicting_label_groups']} with two labels"
         )
+        if near := summary["near_duplicates"]:
+            print(
+                f"near-duplicates (hash distance <= {near['max_distance']}): {near['pairs']} pair(s), "
+                f"{near['cross_split_pairs']} across splits ({near['train_test_pairs']} train-test), "
+                f"{near['conflicting_label_pairs']} with two labels"
+            )
 
     run_stage("preprocess", work)
 

@@ -3,15 +3,19 @@
 Being layers, augmentation runs on whatever backend and device the model does (no per-image
 Python, no ImageDataGenerator), is saved with the model and switches itself off at inference.
 Rotations by 90 degrees and flips are exact symmetries of a cell image: a cell has no "up".
-Crop-zoom (a little scale change) and colour jitter (stain differences between labs) are off by
+Crop-zoom (a little scale change), zoom in/out (another microscope's magnification), RGB colour
+jitter and haematoxylin-eosin-DAB stain jitter (stain differences between labs) are off by
 default; every switch is in the `augment` params group. Custom layers use keras.ops and
 keras.random only, so they run on any backend.
 """
 
 from __future__ import annotations
 
+import math
+
 import keras
 from keras import layers, ops
+from skimage.color import hed_from_rgb, rgb_from_hed
 
 from bloodcells.core.params import AugmentParams
 
@@ -112,10 +116,93 @@ class RandomStainJitter(layers.Layer):
         return {**super().get_config(), "strength": self.strength, "seed": self.seed}
 
 
+@keras.saving.register_keras_serializable(package="bloodcells")
+class RandomZoom(layers.Layer):
+    """Zoom each image in or out about its centre by a factor in [1/(1+r), 1+r] (training only).
+
+    A lab's microscope or camera magnifies differently: cells look larger or smaller. The factor is
+    drawn uniformly in log scale, so zooming in and out are equally likely; zooming out fills the
+    border by reflection (plasma around the cell, never a black frame).
+    """
+
+    def __init__(self, zoom_range: float = 0.15, seed: int | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if not 0.0 <= zoom_range <= 1.0:
+            raise ValueError(f"augment.zoom_range must be in [0, 1], got {zoom_range}")
+        self.zoom_range = zoom_range
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=None):
+        if not training:
+            return images
+        batch = ops.shape(images)[0]
+        height, width = images.shape[1], images.shape[2]
+        limit = math.log1p(self.zoom_range)
+        factor = ops.exp(keras.random.uniform((batch, 1), -limit, limit, seed=self.seed_generator))
+        step = 1.0 / factor  # input pixels per output pixel: < 1 zooms in
+        zero = ops.zeros_like(step)
+        x0, y0 = (1.0 - step) * (width - 1) / 2, (1.0 - step) * (height - 1) / 2  # the centre stays put
+        transform = ops.concatenate([step, zero, x0, zero, step, y0, zero, zero], axis=1)  # (N, 8)
+        return ops.image.affine_transform(images, transform, interpolation="bilinear", fill_mode="reflect")
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "zoom_range": self.zoom_range, "seed": self.seed}
+
+
+# skimage.color's stain matrices (rgb2hed / hed2rgb) and its log scaling: optical densities in [0, 1]
+HED_FROM_RGB = [[float(v) for v in row] for row in hed_from_rgb]
+RGB_FROM_HED = [[float(v) for v in row] for row in rgb_from_hed]
+LOG_ADJUST = math.log(1e-6)
+
+
+@keras.saving.register_keras_serializable(package="bloodcells")
+class RandomHEDJitter(layers.Layer):
+    """Jitter each image's haematoxylin, eosin and DAB densities: h' = h * a + b (training only).
+
+    The colour is split into stain densities with skimage.color.rgb2hed's maths (Ruifrok-Johnston
+    vectors), each stain's density is scaled by a in [1 - s, 1 + s] and shifted by b in [-s, s] / 50
+    per image (Tellez et al.'s HED augmentation, with a small shift: a shift stains the unstained
+    background too), and recombined as hed2rgb does. Unlike the
+    RGB gains of RandomStainJitter this changes a stain's amount, the way slides and labs differ.
+    Expects images in [0, 1] and keeps them there; s = 0 is the identity.
+    """
+
+    def __init__(self, strength: float = 0.05, seed: int | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if not 0.0 <= strength <= 0.5:
+            raise ValueError(f"augment.hed_jitter_strength must be in [0, 0.5], got {strength}")
+        self.strength = strength
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=None):
+        if not training:
+            return images
+        dtype = images.dtype
+        x = ops.cast(images, "float32")
+        s, batch = self.strength, ops.shape(x)[0]
+        density = ops.matmul(ops.log(ops.maximum(x, 1e-6)) / LOG_ADJUST, ops.convert_to_tensor(HED_FROM_RGB))
+        scale = keras.random.uniform((batch, 1, 1, 3), 1.0 - s, 1.0 + s, seed=self.seed_generator)
+        shift = keras.random.uniform((batch, 1, 1, 3), -s / 50, s / 50, seed=self.seed_generator)
+        density = density * scale + shift
+        rgb = ops.exp(ops.matmul(density * LOG_ADJUST, ops.convert_to_tensor(RGB_FROM_HED)))
+        return ops.cast(ops.clip(rgb, 0.0, 1.0), dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "strength": self.strength, "seed": self.seed}
+
+
 # Every switch off: what a builder given `augment=None` starts from (crop and jitter amounts unused).
 NO_AUGMENT = AugmentParams(
     rot90=False, flip=False, crop_zoom=False, crop_min_area=0.9, color_jitter=False,
-    color_jitter_strength=0.05,
+    color_jitter_strength=0.05, zoom=False, zoom_range=0.15, hed_jitter=False, hed_jitter_strength=0.05,
 )
 
 
@@ -128,6 +215,10 @@ def augmentation_layers(params: AugmentParams, seed: int | None = None) -> list[
         stack.append(layers.RandomFlip("horizontal_and_vertical", seed=seed, name="augment_flip"))
     if params.crop_zoom:
         stack.append(RandomCropZoom(params.crop_min_area, seed=seed, name="augment_crop_zoom"))
+    if params.zoom:
+        stack.append(RandomZoom(params.zoom_range, seed=seed, name="augment_zoom"))
     if params.color_jitter:
         stack.append(RandomStainJitter(params.color_jitter_strength, seed=seed, name="augment_color_jitter"))
+    if params.hed_jitter:
+        stack.append(RandomHEDJitter(params.hed_jitter_strength, seed=seed, name="augment_hed_jitter"))
     return stack

@@ -64,6 +64,21 @@ class FolderParams(_Group):
     crop: Count | None
     resize_filter: ResizeFilter
     follow_external_links: bool
+    near_duplicate_distance: Annotated[int, Field(ge=0, le=32)] | None
+    group_pattern: str | None
+
+    @field_validator("group_pattern")
+    @classmethod
+    def _one_group(cls, pattern: str | None) -> str | None:
+        if pattern is None:
+            return None
+        try:
+            groups = re.compile(pattern).groups
+        except re.error as error:
+            raise ValueError(f"not a regular expression ({error})") from None
+        if groups != 1:
+            raise ValueError(f"needs exactly one (group) naming the patient or slide, has {groups}")
+        return pattern
 
     @field_validator("classes")
     @classmethod
@@ -78,6 +93,8 @@ class PreprocessParams(_Group):
 
     check_split_sizes: bool
     drop_cross_split_duplicates: bool
+    near_duplicate_distance: Annotated[int, Field(ge=0, le=32)] | None
+    stain_normalization: Literal["none", "reinhard"]
 
 
 class ClassWeightParams(_Group):
@@ -95,6 +112,10 @@ class AugmentParams(_Group):
     crop_min_area: Annotated[float, Field(gt=0.0, le=1.0)]
     color_jitter: bool
     color_jitter_strength: Fraction
+    zoom: bool
+    zoom_range: Fraction
+    hed_jitter: bool
+    hed_jitter_strength: Annotated[float, Field(ge=0.0, le=0.5)]
 
 
 class TrainParams(_Group):
@@ -152,6 +173,13 @@ class ExportParams(_Group):
         return formats
 
 
+class ExternalParams(_Group):
+    """`external`: another labelled image folder to validate the trained model on (`bloodcells validate`)."""
+
+    path: str | None
+    classes: dict[str, str] | None
+
+
 class Params(_Group):
     """The whole of params.yaml."""
 
@@ -165,6 +193,7 @@ class Params(_Group):
     train: TrainParams
     evaluate: EvaluateParams
     export: ExportParams
+    external: ExternalParams
     models: dict[str, dict[str, Any] | None]
 
     @model_validator(mode="after")

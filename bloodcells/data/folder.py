@@ -4,7 +4,8 @@ Called by the download stage when `data.source: folder`, with params `data` and 
 data/raw/: <dataset>_<size>.npz per size (MedMNIST's keys, so every later stage is unchanged),
 classes.json (label order), manifest.csv (path under data.path, class, split, index in that split,
 md5 of each image used: the split assignment, tracked by DVC so it never changes under a user's feet)
-and folder_summary.json (counts, skipped files with reasons, warnings, duplicate files).
+and folder_summary.json (counts, skipped files with reasons, warnings, duplicate files, near-duplicate
+pairs, and the groups the split assignment kept together).
 
 Layouts and splits: folder_layout.py; decoding: decode.py. A bad file or folder is
 skipped with a warning; input that leaves no usable dataset stops with a one-line FolderError before
@@ -40,8 +41,10 @@ from bloodcells.data.folder_layout import (
     assign_splits,
     check_splits,
     choose_classes,
+    file_groups,
     scan_folder,
 )
+from bloodcells.data.near_duplicates import dihedral_hashes, near_duplicate_report, near_pairs
 from bloodcells.data.splits import SPLITS
 
 SUMMARY_FILE = FOLDER_SUMMARY_FILE
@@ -66,6 +69,25 @@ def duplicate_files(files: list[ImageFile], md5s: list[str], splits: list[str]) 
         "cross_split_groups": sum(len({split for _, _, split in m}) > 1 for m in dups),
         "conflicting_class_groups": sum(len({name for _, name, _ in m}) > 1 for m in dups),
         "listed": [[path for path, _, _ in members] for members in dups[:MAX_LISTED]],
+    }
+
+
+def split_groups(
+    files: list[ImageFile], splits: list[str], groups: np.ndarray, params: FolderParams
+) -> dict[str, Any]:
+    """How the split assignment grouped files: groups of two or more, the largest, splits they straddle."""
+    members: dict[int, list[int]] = defaultdict(list)
+    for i, group in enumerate(groups.tolist()):
+        members[group].append(i)
+    multi = [m for m in members.values() if len(m) > 1]
+    largest = max(multi, key=len, default=[])
+    return {
+        "near_duplicate_distance": params.near_duplicate_distance,
+        "group_pattern": params.group_pattern,
+        "groups": len(multi),
+        "files_in_groups": sum(len(m) for m in multi),
+        "largest_group": {"files": len(largest), "first": files[largest[0]].path if largest else None},
+        "straddling_splits": sum(len({splits[i] for i in m}) > 1 for m in multi),  # only split folders do
     }
 
 
@@ -132,7 +154,19 @@ def build_dataset(root: Path, sizes: list[int], params: FolderParams, workers: i
     except FolderError as error:
         raise FolderError(f"{error}{skip_reasons(skipped)}") from None
     files, md5s = [wanted[i] for i in keep], [decoded.md5[i] for i in keep]
-    splits = assign_splits(files, md5s, set(scan.split_folders), params.split_ratios, params.split_seed)
+    hashes = near = None
+    if params.near_duplicate_distance is not None:  # hashed at the largest size: the most detail
+        hashes = dihedral_hashes(decoded.images[max(sizes)][keep])
+        near = near_pairs(hashes, params.near_duplicate_distance)
+    groups, unmatched = file_groups(files, md5s, near, params.group_pattern)
+    if unmatched:
+        warnings.append(
+            f"{unmatched} file name(s) do not match folder.group_pattern {params.group_pattern!r}: each "
+            "stands alone in the split assignment"
+        )
+    splits = assign_splits(
+        files, md5s, set(scan.split_folders), params.split_ratios, params.split_seed, groups
+    )
     counts = {split: dict.fromkeys(classes, 0) for split in SPLITS}
     for file, split in zip(files, splits, strict=True):
         counts[split][file.label_name] += 1
@@ -143,6 +177,23 @@ def build_dataset(root: Path, sizes: list[int], params: FolderParams, workers: i
             f"{small} image(s) smaller than folder.crop={params.crop}: largest centred square used"
         )
     duplicates = duplicate_files(files, md5s, splits)
+    grouping = split_groups(files, splits, groups, params)
+    near_report = None
+    if hashes is not None:
+        labels = np.array([file.label_name for file in files])
+        near_report = near_duplicate_report(
+            hashes,
+            np.array(splits),
+            labels,
+            params.near_duplicate_distance,
+            lambda i: {"path": files[i].path, "class": files[i].label_name, "split": splits[i]},
+            pairs=near,
+        )
+        if near_report["cross_split_pairs"]:
+            warnings.append(
+                f"{near_report['cross_split_pairs']} near-duplicate pair(s) across splits "
+                f"({near_report['split_pairs']}): the split folders as given share images"
+            )
     if duplicates["groups"]:
         warnings.append(
             f"{duplicates['groups']} group(s) of byte-identical files, {duplicates['cross_split_groups']} "
@@ -174,6 +225,8 @@ def build_dataset(root: Path, sizes: list[int], params: FolderParams, workers: i
         "skipped": skipped,
         "smaller_than_crop": small,
         "duplicate_files": duplicates,
+        "near_duplicates": near_report,
+        "split_groups": grouping,
         "warnings": warnings,
     }
     return FolderDataset(classes, arrays, manifest_csv(files, splits, md5s), summary)

@@ -2,18 +2,23 @@
 
 Layouts: <root>/<class>/.../<image>, or <root>/<split>/<class>/.../<image> with split folders named
 train, val (valid, validation) and test in any case. Splits the folder lacks are carved from train,
-per class and seeded. Hidden folders and `__MACOSX` are never classes. Only names are read here:
-decoding is stages/decode.py's job, and stages/folder.py puts the two together.
+per class and seeded, a group at a time: copies, near-duplicates and (by a file-name pattern) one
+patient's or slide's images never straddle two splits. Hidden folders and `__MACOSX` are never
+classes. Only names are read here: decoding is decode.py's job, and folder.py puts the two together.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections import defaultdict
+import re
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+import numpy as np
+
+from bloodcells.data.near_duplicates import NearPairs, UnionFind
 from bloodcells.data.splits import SPLITS
 
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
@@ -161,32 +166,79 @@ def split_key(seed: int, md5: str, path: str) -> tuple[str, str]:
     return hashlib.blake2b(f"{seed}:{md5}".encode(), digest_size=8).hexdigest(), path
 
 
+def file_groups(
+    files: list[ImageFile],
+    md5s: list[str],
+    near: NearPairs | None = None,
+    pattern: str | None = None,
+) -> tuple[np.ndarray, int]:
+    """Files that must share a split: byte-identical copies, near-duplicates, and one patient or slide.
+
+    `pattern` is a regular expression searched in each file's name; its one group (e.g. `^(\\w+)_\\d+`
+    -> the patient id) names the file's group, across class folders. Returns (N,) group ids (the
+    smallest member's index) and how many files the pattern did not match (each then stands alone).
+    """
+    sets = UnionFind(len(files))
+    first_of: dict[str, int] = {}
+    for i, md5 in enumerate(md5s):
+        sets.union(first_of.setdefault(md5, i), i)
+    if near is not None:
+        for i, j in zip(near.first.tolist(), near.second.tolist(), strict=True):
+            sets.union(i, j)
+    unmatched = 0
+    if pattern is not None:
+        regex, first_with = re.compile(pattern), {}
+        for i, file in enumerate(files):
+            match = regex.search(PurePosixPath(file.path).name)
+            if match is None or match.group(1) is None:
+                unmatched += 1
+                continue
+            sets.union(first_with.setdefault(match.group(1), i), i)
+    return sets.groups(), unmatched
+
+
 def assign_splits(
-    files: list[ImageFile], md5s: list[str], present: set[str], ratios: list[float], seed: int
+    files: list[ImageFile],
+    md5s: list[str],
+    present: set[str],
+    ratios: list[float],
+    seed: int,
+    groups: np.ndarray | None = None,
 ) -> list[str]:
     """Each file's split: its split folder's, or, for splits the folder lacks, carved from train per class.
 
-    A class's train files are put in a seeded order (`split_key`); the first round(n * share) go to test,
-    the next to val. Adding a file moves few others, and identical files stay in one split.
+    The train folder's files are taken a group at a time (`groups`: near-duplicates, a patient; by
+    default each set of identical files), so a group never straddles two splits. Each group belongs
+    to its most common class and is put, in a seeded order (`split_key` of its first member, so
+    independent of file names and of the training seed), into the first carved split (test, then val)
+    that taking it brings closer to its share of the class; the rest stay in train. With single files
+    this is the first round(n * share) of a class to test, the next to val; a group of more than
+    twice a split's share stays in train. Adding a file moves few others.
     """
     share = dict(zip(SPLITS, ratios, strict=True))
     missing = [split for split in ("test", "val") if split not in present]
     splits = [file.split or "train" for file in files]
-    pools: dict[str, list[int]] = defaultdict(list)
-    for i, file in enumerate(files):
+    if groups is None:
+        groups, _ = file_groups(files, md5s)
+    members: dict[int, list[int]] = defaultdict(list)
+    for i in range(len(files)):
         if splits[i] == "train":
-            pools[file.label_name].append(i)
+            members[int(groups[i])].append(i)
+    pools: dict[str, list[list[int]]] = defaultdict(list)
+    for group in members.values():
+        names = Counter(files[i].label_name for i in group)
+        pools[min(names, key=lambda name: (-names[name], name))].append(group)
     whole = share["train"] + sum(share[split] for split in missing)
     for name in sorted(pools):
-        pool = sorted(pools[name], key=lambda i: split_key(seed, md5s[i], files[i].path))
-        start = 0
-        for split in missing:
-            stop = min(start + int(len(pool) * share[split] / whole + 0.5), len(pool))
-            while start < stop < len(pool) and md5s[pool[stop]] == md5s[pool[stop - 1]]:
-                stop += 1  # a copy of the last file taken goes with it
-            for i in pool[start:stop]:
-                splits[i] = split
-            start = stop
+        pool = sorted(pools[name], key=lambda g: min(split_key(seed, md5s[i], files[i].path) for i in g))
+        total = sum(len(group) for group in pool)
+        room = {split: int(total * share[split] / whole + 0.5) for split in missing}
+        for group in pool:  # a group goes where taking it brings a split closer to its share
+            split = next((s for s in missing if len(group) < 2 * room[s]), None)
+            if split is not None:
+                room[split] -= len(group)
+                for i in group:
+                    splits[i] = split
     return splits
 
 

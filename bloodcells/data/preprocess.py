@@ -20,7 +20,9 @@ from bloodcells.core.params import DataParams, PreprocessParams
 from bloodcells.core.paths import preprocessed_dir, raw_path
 from bloodcells.core.stage import require
 from bloodcells.data.medmnist import dataset_info
+from bloodcells.data.near_duplicates import dihedral_hashes, near_duplicate_report
 from bloodcells.data.splits import SPLITS, Split, read_class_names, read_decoding
+from bloodcells.data.stain import apply_stain_normalization, fit_stain_normalization
 
 MAX_LISTED_DUPLICATES = 100
 STATS_CHUNK_PIXELS = 1 << 20  # pixels per step of the channel statistics: 25 MB of uint64 for RGB
@@ -172,6 +174,30 @@ def channel_stats(
     return mean / 255.0, np.sqrt(np.array(variance)) / 255.0
 
 
+def find_near_duplicates(splits: dict[str, Split], max_distance: int) -> dict[str, Any]:
+    """Near-duplicate pairs (rotated, flipped, shifted or re-compressed copies) within and across splits."""
+    hashes = np.concatenate([dihedral_hashes(data.images) for data in splits.values()])  # no pixel copy
+    names = np.array([split for split, data in splits.items() for _ in range(len(data.labels))])
+    index = np.concatenate([np.arange(len(data.labels)) for data in splits.values()])
+    labels = np.concatenate([data.labels for data in splits.values()])
+
+    def describe(i: int) -> dict[str, Any]:
+        return {"split": str(names[i]), "index": int(index[i]), "label": int(labels[i])}
+
+    return near_duplicate_report(hashes, names, labels, max_distance, describe)
+
+
+def normalize_stains(splits: dict[str, Split], method: str) -> tuple[dict[str, Split], dict[str, Any]]:
+    """Stain-normalise every split towards the train split's statistics; the record says how."""
+    record = fit_stain_normalization(method, np.asarray(splits["train"].images))
+    if record["method"] == "none":
+        return splits, record
+    return {
+        split: Split(images=apply_stain_normalization(np.asarray(data.images), record), labels=data.labels)
+        for split, data in splits.items()
+    }, record
+
+
 def summarize(splits: dict[str, Split], names: list[str]) -> dict[str, Any]:
     """Counts per class per split, train channel mean/std in [0, 1], and duplicates."""
     counts = {
@@ -209,7 +235,16 @@ def preprocess(size: int, data: DataParams, params: PreprocessParams) -> dict[st
     dropped = {split: 0 for split in SPLITS}
     if params.drop_cross_split_duplicates:
         splits, dropped = drop_cross_split_duplicates(splits)
+    near = None
+    if params.near_duplicate_distance is not None:
+        near = find_near_duplicates(splits, params.near_duplicate_distance)  # on the images as given
+    splits, stain = normalize_stains(splits, params.stain_normalization)
     summary = summarize(splits, names)
-    summary |= {"dropped_cross_split_duplicates": dropped, "decoding": read_decoding()}
+    summary |= {
+        "dropped_cross_split_duplicates": dropped,
+        "decoding": read_decoding(),
+        "near_duplicates": near,
+        "stain_normalization": stain,
+    }
     write_preprocessed(splits, summary, preprocessed_dir(size))
     return summary

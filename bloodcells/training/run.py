@@ -89,6 +89,7 @@ def train_model(params: Params) -> dict[str, Any]:
         "classes": classes,
         "input_shape": summary["image_shape"],
         "decoding": summary.get("decoding"),
+        "stain_normalization": summary.get("stain_normalization"),  # apply to new images before predicting
         **result,
         **fit_val_temperature(model, val),
         "backend": keras.backend.backend(),

@@ -8,6 +8,8 @@
     python -m scripts.bench folder                # JPEG decoding: files/s and peak memory
     python -m scripts.bench pipeline --real       # `dvc repro` / `dvc status` with nothing changed
     python -m scripts.bench preprocess-memory     # peak RSS of preprocess at 128 and 224 px
+    python -m scripts.bench near-duplicates       # near-duplicate pairs across the rebuild's splits
+    python -m scripts.bench stain-shift --epochs 5   # accuracy on a stain/scale/JPEG-shifted test copy
 
 `<benchmark> --help` says more; `--smoke` (where offered) runs it on tiny synthetic inputs in seconds.
 """
@@ -29,6 +31,8 @@ BENCHMARKS = {  # subcommand -> module of scripts.bench
     "folder": "folder",
     "pipeline": "pipeline",
     "preprocess-memory": "preprocess_memory",
+    "near-duplicates": "near_duplicates",
+    "stain-shift": "stain_shift",
 }
 
 

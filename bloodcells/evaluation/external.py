@@ -1,0 +1,168 @@
+"""External validation: the trained model on another lab's labelled image folder, over the classes it maps.
+
+Another lab's folder has its own class names (EOSINOPHIL, lymph, ...) and usually only some of the
+model's classes. `external.classes` maps folder names to the model's class names; folders left out
+of the mapping are not scored. Images are decoded exactly as the training images were (the model
+card's `decoding`: crop side and filter, at the model's input size) and stain-normalised as they were
+(the card's `stain_normalization`), then predicted with the evaluate stage's test-time augmentation.
+Metrics are over the mapped classes only: the model's probabilities are restricted to those classes
+and renormalised (the share of images whose overall top class lies outside them is reported too).
+Same metrics, tables and figures as the evaluate stage, in metrics/external/ and plots/external/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bloodcells.core.files import staged_folders, write_json
+from bloodcells.core.params import Params
+from bloodcells.core.paths import EXTERNAL_METRICS_DIR, EXTERNAL_PLOTS_DIR, user_path
+from bloodcells.core.stage import StageError
+from bloodcells.data.decode import Recipe, decode_files
+from bloodcells.data.folder_layout import FolderError, scan_folder
+from bloodcells.data.stain import apply_stain_normalization
+from bloodcells.evaluation import plots
+from bloodcells.evaluation.curves import pr_rows, roc_rows
+from bloodcells.evaluation.gallery import confident_mistakes, pick_per_class, prediction_titles
+from bloodcells.evaluation.metrics import (
+    calibration_bins,
+    classification_metrics,
+    confusion,
+    one_vs_rest_aucs,
+)
+from bloodcells.evaluation.report import load_trained_model, read_card, save_figure, write_tables
+from bloodcells.evaluation.tta import predict_probabilities
+
+PREDICT_BATCH = 256
+HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "auc", "ece", "images", "outside_mapped_classes")
+
+
+def class_mapping(
+    found: list[str], mapping: dict[str, str] | None, model_classes: list[str]
+) -> dict[str, str]:
+    """Folder name -> model class name; identity when `mapping` is None. One-line errors for bad names."""
+    if mapping is None:
+        mapping = {name: name for name in found if name in model_classes}
+        if not mapping:
+            raise StageError(
+                f"none of the folder's classes {found} is a model class {model_classes}: set external.classes"
+            )
+        return mapping
+    unknown = sorted(set(mapping.values()) - set(model_classes))
+    if unknown:
+        raise StageError(f"external.classes maps to {unknown}, not classes of the model: {model_classes}")
+    absent = sorted(set(mapping) - set(found))
+    if absent:
+        raise StageError(f"external.classes names folder(s) {absent} that {found} does not have")
+    return dict(mapping)
+
+
+def load_external(path: Path, mapping: dict[str, str] | None, card: dict[str, Any]) -> dict[str, Any]:
+    """Decode the mapped folders' images as the training images were; labels in the model's numbering."""
+    try:
+        scan = scan_folder(path)
+    except FolderError as error:
+        raise StageError(f"external.path: {error}") from None
+    found = sorted({file.label_name for file in scan.files})
+    classes = card["classes"]
+    mapped = class_mapping(found, mapping, classes)
+    files = [file for file in scan.files if file.label_name in mapped]
+    decoding = card.get("decoding") or {}
+    recipe = Recipe((card["input_shape"][0],), decoding.get("crop"), decoding.get("resize_filter", "bicubic"))
+    decoded = decode_files([path / file.path for file in files], recipe, progress=True)
+    keep = [i for i, error in enumerate(decoded.errors) if error is None]
+    if not keep:
+        raise StageError(f"external.path {str(path)!r}: none of the mapped classes' files could be decoded")
+    images = apply_stain_normalization(decoded.images[recipe.sizes[0]][keep], card.get("stain_normalization"))
+    labels = np.array([classes.index(mapped[files[i].label_name]) for i in keep], dtype=np.int64)
+    return {
+        "images": images,
+        "labels": labels,
+        "paths": [files[i].path for i in keep],
+        "mapping": mapped,
+        "skipped": [
+            {"path": files[i].path, "reason": decoded.errors[i]} for i, e in enumerate(decoded.errors) if e
+        ],
+        "left_out_classes": sorted(set(found) - set(mapped)),
+    }
+
+
+def validate_external(params: Params, path: str | None = None) -> dict[str, Any]:
+    """Predict an external labelled folder; write metrics/external/ and plots/external/; return metrics."""
+    settings = params.external
+    folder = path or settings.path
+    if folder is None:
+        raise StageError(
+            "external.path is not set: point it at a class-per-folder image set (or pass --path)"
+        )
+    card = read_card()
+    data = load_external(user_path(folder), settings.classes, card)
+    model = load_trained_model()
+    views = params.evaluate.tta_views
+    full = predict_probabilities(model, data["images"], PREDICT_BATCH, views)
+    columns = sorted(
+        set(data["labels"].tolist()) | {card["classes"].index(c) for c in data["mapping"].values()}
+    )
+    names = [card["classes"][c] for c in columns]
+    restricted = full[:, columns] / np.maximum(full[:, columns].sum(axis=1, keepdims=True), 1e-12)
+    y_true = np.searchsorted(columns, data["labels"])
+    metrics = classification_metrics(y_true, restricted, params.evaluate.calibration_bins)
+    metrics |= {
+        "images": len(y_true),
+        "classes": names,
+        "outside_mapped_classes": float(np.mean(~np.isin(full.argmax(axis=1), columns))),
+        "mapping": data["mapping"],
+        "left_out_classes": data["left_out_classes"],
+        "skipped": data["skipped"],
+        "path": str(folder),
+        "views": views,
+    }
+    with staged_folders(EXTERNAL_METRICS_DIR, EXTERNAL_PLOTS_DIR) as (metrics_dir, plots_dir):
+        bins = calibration_bins(y_true, restricted, params.evaluate.calibration_bins)
+        per_class = write_tables(plots_dir, y_true, restricted, names, bins)
+        draw_external_figures(
+            plots_dir / "images", data["images"], y_true, restricted, names, params, metrics
+        )
+        write_json(metrics_dir / "per_class.json", per_class)
+        write_json(metrics_dir / "report.json", metrics)
+        write_json(metrics_dir / "metrics.json", {key: metrics[key] for key in HEADLINE})
+    return metrics
+
+
+def draw_external_figures(
+    folder: Path,
+    images: np.ndarray,
+    y_true: np.ndarray,
+    scores: np.ndarray,
+    names: list[str],
+    params: Params,
+    metrics: dict[str, Any],
+) -> None:
+    """The evaluate stage's figures that need no training run: confusion, ROC+PR, calibration, images."""
+    settings = params.evaluate
+    y_pred = scores.argmax(axis=1)
+    roc, pr = roc_rows(y_true, scores, names), pr_rows(y_true, scores, names)
+    aucs = dict(zip(names, one_vs_rest_aucs(y_true, scores), strict=True))
+    bins = calibration_bins(y_true, scores, settings.calibration_bins)
+    matrix = confusion(y_true, y_pred, len(names))
+    save_figure(plots.confusion_figure(matrix, names), folder / "confusion.png")
+    save_figure(plots.curves_figure(roc, pr, aucs), folder / "roc_pr.png")
+    save_figure(
+        plots.calibration_figure(bins, settings.calibration_bins, metrics["ece"]), folder / "calibration.png"
+    )
+    samples = pick_per_class(y_true, settings.samples_per_class, params.seed)
+    titles = prediction_titles(samples, y_true, scores, names)
+    wrong = y_pred[samples] != y_true[samples]
+    title = "External images (wrong ones in red)"
+    save_figure(plots.image_grid(images[samples], titles, wrong, 6, title), folder / "samples.png")
+    mistakes = confident_mistakes(y_true, scores, settings.mistakes)
+    if len(mistakes):
+        titles = prediction_titles(mistakes, y_true, scores, names)
+        title = f"The {len(mistakes)} most confident mistakes"
+        grid = plots.image_grid(
+            images[mistakes], titles, np.ones(len(mistakes), bool), min(8, len(mistakes)), title
+        )
+        save_figure(grid, folder / "mistakes.png")

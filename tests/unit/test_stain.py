@@ -1,0 +1,156 @@
+"""Stain levers: HED jitter and zoom layers, Reinhard normalisation, and the shifted test copy."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from skimage.color import hed2rgb, rgb2hed
+
+from bloodcells.architectures import create_model
+from bloodcells.architectures.augment import RandomHEDJitter, RandomZoom, augmentation_layers
+from bloodcells.core.params import load_params
+from bloodcells.data.preprocess import normalize_stains
+from bloodcells.data.splits import Split
+from bloodcells.data.stain import (
+    apply_stain_normalization,
+    fit_stain_normalization,
+    hed_to_rgb,
+    lab_statistics,
+    rgb_to_hed,
+)
+from bloodcells.evaluation.shift import Shift, shifted_copy
+from tests.augmented_folder import cell
+
+PROJECT = Path(__file__).resolve().parents[2]
+AUGMENT = load_params(PROJECT / "params.yaml").augment
+
+
+def stained(n: int = 16, size: int = 32) -> np.ndarray:
+    return np.stack(
+        [np.asarray(keras.ops.image.resize(cell(k), (size, size)), dtype=np.uint8) for k in range(n)]
+    )
+
+
+def test_hed_maths_is_skimages():
+    rgb = stained().astype(np.float64) / 255
+    np.testing.assert_allclose(np.maximum(rgb_to_hed(rgb), 0), rgb2hed(rgb), atol=1e-12)
+    hed = rgb2hed(rgb)
+    np.testing.assert_allclose(hed_to_rgb(hed), hed2rgb(hed), atol=1e-12)
+    np.testing.assert_allclose(hed_to_rgb(rgb_to_hed(rgb)), rgb, atol=1e-9)  # without the clamp: lossless
+
+
+def test_hed_jitter_is_the_identity_at_zero_and_at_inference():
+    images = stained().astype("float32") / 255
+    np.testing.assert_allclose(np.asarray(RandomHEDJitter(0.0)(images, training=True)), images, atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(RandomHEDJitter(0.2, seed=1)(images, training=False)), images)
+
+
+def test_hed_jitter_changes_stain_amounts_per_image_and_keeps_white_white():
+    images = stained().astype("float32") / 255
+    out = np.asarray(RandomHEDJitter(0.2, seed=3)(images, training=True))
+    assert out.min() >= 0 and out.max() <= 1
+    ratio = rgb_to_hed(out.astype(np.float64)) / np.maximum(rgb_to_hed(images.astype(np.float64)), 1e-3)
+    haematoxylin = np.median(ratio[..., 0].reshape(len(images), -1), axis=1)
+    assert haematoxylin.std() > 0.02  # each image its own amount
+    assert np.abs(out - images).mean() > 0.01
+    white = np.ones((4, 8, 8, 3), "float32")
+    assert np.abs(np.asarray(RandomHEDJitter(0.2, seed=3)(white, training=True)) - 1).max() < 0.15
+
+
+def test_zoom_scales_about_the_centre_in_and_out():
+    square = np.zeros((64, 32, 32, 3), "float32")
+    square[:, 12:20, 12:20] = 1.0
+    out = np.asarray(RandomZoom(0.5, seed=0)(square, training=True))
+    area = (out[..., 0] > 0.5).sum(axis=(1, 2)) / 64.0  # the bright square's area against the original's
+    assert area.min() < 0.8 and area.max() > 1.3  # both out and in
+    assert np.all((area > 1 / 1.5**2 - 0.2) & (area < 1.5**2 + 0.3))
+    centre = out[:, 15:17, 15:17, 0]
+    assert centre.min() > 0.99  # the centre stays put
+    np.testing.assert_allclose(np.asarray(RandomZoom(0.0)(square, training=True)), square, atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(RandomZoom(0.5)(square, training=False)), square)
+
+
+def test_switches_add_the_layers_and_the_model_saves_and_loads_them(tmp_path):
+    on = AUGMENT.model_copy(update={"zoom": True, "hed_jitter": True})
+    assert [layer.name for layer in augmentation_layers(on)][-2:] == ["augment_zoom", "augment_hed_jitter"]
+    assert "augment_zoom" not in [layer.name for layer in augmentation_layers(AUGMENT)]  # off by default
+    model = create_model("skip", (28, 28, 3), 8, on, {"width": 8, "dropout": 0.3, "stem_stride": 1})
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert loaded.get_layer("augment_hed_jitter").strength == AUGMENT.hed_jitter_strength
+    images = stained(4, 28)
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)
+
+
+def test_the_layers_run_under_jax():
+    pytest.importorskip("jax")
+    code = (
+        "import numpy as np; from bloodcells.architectures.augment import RandomHEDJitter, RandomZoom;"
+        "x = np.random.default_rng(0).random((4, 16, 16, 3)).astype('float32');"
+        "y = RandomZoom(0.3, seed=1)(RandomHEDJitter(0.1, seed=1)(x, training=True), training=True);"
+        "assert np.asarray(y).shape == x.shape and np.abs(np.asarray(y) - x).mean() > 0.001; print('ok')"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT, env=env, capture_output=True, text=True
+    )
+    assert result.stdout.strip().endswith("ok"), result.stderr[-2000:]
+
+
+def test_reinhard_moves_every_image_to_the_train_target_and_is_recorded():
+    rng = np.random.default_rng(0)
+    train = stained(12)
+    pale = np.clip(train * rng.uniform(0.7, 0.9, 3) + 30, 0, 255).astype(np.uint8)  # another lab's stain
+    record = fit_stain_normalization("reinhard", train)
+    assert record["method"] == "reinhard" and len(record["target_mean"]) == 3
+    means, _ = lab_statistics(apply_stain_normalization(pale, record))
+    before, _ = lab_statistics(pale)
+    target = np.array(record["target_mean"])
+    assert np.abs(means - target).mean() < 0.3 * np.abs(before - target).mean()
+    np.testing.assert_array_equal(
+        apply_stain_normalization(pale, record), apply_stain_normalization(pale, record)
+    )
+    assert apply_stain_normalization(pale, {"method": "none"}) is pale
+    with pytest.raises(ValueError, match="unknown"):
+        apply_stain_normalization(pale, {"method": "macenko"})
+
+
+def test_preprocess_normalises_every_split_with_the_train_target():
+    images = stained(9)
+    splits = {
+        s: Split(images[i * 3 : i * 3 + 3], np.zeros(3, int)) for i, s in enumerate(("train", "val", "test"))
+    }
+    same, record = normalize_stains(splits, "none")
+    assert same is splits and record == {"method": "none"}
+    moved, record = normalize_stains(splits, "reinhard")
+    assert record == fit_stain_normalization("reinhard", splits["train"].images)
+    for split in splits:
+        np.testing.assert_array_equal(
+            moved[split].images, apply_stain_normalization(splits[split].images, record)
+        )
+
+
+def test_the_shifted_copy_is_deterministic_and_shifted():
+    images = stained(8, 28)
+    copy = shifted_copy(images)
+    np.testing.assert_array_equal(copy, shifted_copy(images))
+    assert copy.shape == images.shape and copy.dtype == np.uint8
+    assert np.abs(copy.astype(int) - images).mean() > 10
+    assert not np.array_equal(shifted_copy(images, Shift(seed=1)), copy)
+
+
+def test_each_part_of_the_shift_alone_changes_only_what_it_names():
+    images = stained(6, 28)
+    stain, scale, jpeg = (shifted_copy(images, Shift().only(part)) for part in ("stain", "scale", "jpeg"))
+    identity = Shift(vector_noise=0.0, amounts=(1.0, 1.0, 1.0), zoom=1.0, jpeg_quality=None)
+    np.testing.assert_array_equal(shifted_copy(images, identity), images)
+    for part in (stain, scale, jpeg):
+        assert np.abs(part.astype(int) - images).mean() > 1
+    np.testing.assert_array_equal(stain.shape, images.shape)
+    assert np.abs(stain.mean(axis=(0, 1, 2)) - images.mean(axis=(0, 1, 2))).max() > 3  # another colour
