@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from bloodcells.architectures import create_model
-from bloodcells.core.params import AugmentParams
+from bloodcells.architectures.augment import NO_AUGMENT
 from bloodcells.evaluation.calibration import apply_temperature
 from bloodcells.inference.export import inference_model
 from bloodcells.inference.preprocessing import load_inputs, recipe_from_card
@@ -86,8 +86,8 @@ def test_npz_images_are_taken_as_they_are_and_checked_for_size(tmp_path):
 
 
 def test_inference_model_drops_augmentation_and_keeps_the_function():
-    augment = AugmentParams(rot90=True, flip=True, crop_zoom=True, crop_min_area=0.9, color_jitter=True,
-                            color_jitter_strength=0.05)
+    switches = {"rot90": True, "flip": True, "crop_zoom": True, "color_jitter": True}
+    augment = NO_AUGMENT.model_copy(update=switches)
     model = create_model("small_cnn", (28, 28, 3), 8, augment, {"batch_norm": True, "dropout": 0.5})
     assert any(layer.name.startswith("augment_") for layer in model.layers)
     plain = inference_model(model)
