@@ -20,9 +20,11 @@ from skimage.color import hed_from_rgb, rgb_from_hed
 from bloodcells.core.params import AugmentParams
 
 
-@keras.saving.register_keras_serializable(package="bloodcells")
-class RandomRot90(layers.Layer):
-    """Rotate each square image by a random multiple of 90 degrees (training only)."""
+class SeededAugmentation(layers.Layer):
+    """What every augmentation layer shares: a seeded generator, the identity outside training,
+    the input's shape, and a config holding `seed` and the layer's `settings`."""
+
+    settings: tuple[str, ...] = ()  # constructor arguments saved in the config besides `seed`
 
     def __init__(self, seed: int | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -30,8 +32,25 @@ class RandomRot90(layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, images, training=None):
-        if not training:
-            return images
+        return self.augment(images) if training else images
+
+    def augment(self, images):
+        """The random transformation of a batch, in training."""
+        raise NotImplementedError
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        settings = {name: getattr(self, name) for name in self.settings}
+        return {**super().get_config(), **settings, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="bloodcells")
+class RandomRot90(SeededAugmentation):
+    """Rotate each square image by a random multiple of 90 degrees (training only)."""
+
+    def augment(self, images):
         quarter_turns = keras.random.randint((ops.shape(images)[0], 1, 1, 1), 0, 4, seed=self.seed_generator)
         turned = images
         result = images
@@ -41,32 +60,24 @@ class RandomRot90(layers.Layer):
             result = ops.where(quarter_turns == k, turned, result)
         return result
 
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "seed": self.seed}
-
 
 @keras.saving.register_keras_serializable(package="bloodcells")
-class RandomCropZoom(layers.Layer):
+class RandomCropZoom(SeededAugmentation):
     """Crop a random window of `min_area`..100% of each image's area, resized back (training only).
 
     One affine transform per image: output pixel (x, y) samples the input at
     (scale * x + x0, scale * y + y0), with scale = sqrt(area fraction) and the window inside the image.
     """
 
+    settings = ("min_area",)
+
     def __init__(self, min_area: float = 0.9, seed: int | None = None, **kwargs) -> None:
-        super().__init__(**kwargs)
+        super().__init__(seed=seed, **kwargs)
         if not 0.0 < min_area <= 1.0:
             raise ValueError(f"augment.crop_min_area must be in (0, 1], got {min_area}")
         self.min_area = min_area
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
 
-    def call(self, images, training=None):
-        if not training:
-            return images
+    def augment(self, images):
         batch = ops.shape(images)[0]
         height, width = images.shape[1], images.shape[2]
         area = keras.random.uniform((batch, 1), self.min_area, 1.0, seed=self.seed_generator)
@@ -77,47 +88,33 @@ class RandomCropZoom(layers.Layer):
         transform = ops.concatenate([scale, zero, x0, zero, scale, y0, zero, zero], axis=1)  # (N, 8)
         return ops.image.affine_transform(images, transform, interpolation="bilinear", fill_mode="nearest")
 
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "min_area": self.min_area, "seed": self.seed}
-
 
 @keras.saving.register_keras_serializable(package="bloodcells")
-class RandomStainJitter(layers.Layer):
+class RandomStainJitter(SeededAugmentation):
     """Multiply each colour channel by a gain in [1 - s, 1 + s], add a shift in [-s, s] (training only).
 
     Per-image, per-channel gains mimic the stain-intensity differences between slides and labs;
     expects images scaled to [0, 1] and keeps them there.
     """
 
+    settings = ("strength",)
+
     def __init__(self, strength: float = 0.05, seed: int | None = None, **kwargs) -> None:
-        super().__init__(**kwargs)
+        super().__init__(seed=seed, **kwargs)
         if not 0.0 <= strength <= 0.5:
             raise ValueError(f"augment.color_jitter_strength must be in [0, 0.5], got {strength}")
         self.strength = strength
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
 
-    def call(self, images, training=None):
-        if not training:
-            return images
+    def augment(self, images):
         batch, channels = ops.shape(images)[0], images.shape[-1]
         s = self.strength
         gains = keras.random.uniform((batch, 1, 1, channels), 1.0 - s, 1.0 + s, seed=self.seed_generator)
         shift = keras.random.uniform((batch, 1, 1, 1), -s, s, seed=self.seed_generator)
         return ops.clip(images * gains + shift, 0.0, 1.0)
 
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "strength": self.strength, "seed": self.seed}
-
 
 @keras.saving.register_keras_serializable(package="bloodcells")
-class RandomZoom(layers.Layer):
+class RandomZoom(SeededAugmentation):
     """Zoom each image in or out about its centre by a factor in [1/(1+r), 1+r] (training only).
 
     A lab's microscope or camera magnifies differently: cells look larger or smaller. The factor is
@@ -125,17 +122,15 @@ class RandomZoom(layers.Layer):
     border by reflection (plasma around the cell, never a black frame).
     """
 
+    settings = ("zoom_range",)
+
     def __init__(self, zoom_range: float = 0.15, seed: int | None = None, **kwargs) -> None:
-        super().__init__(**kwargs)
+        super().__init__(seed=seed, **kwargs)
         if not 0.0 <= zoom_range <= 1.0:
             raise ValueError(f"augment.zoom_range must be in [0, 1], got {zoom_range}")
         self.zoom_range = zoom_range
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
 
-    def call(self, images, training=None):
-        if not training:
-            return images
+    def augment(self, images):
         batch = ops.shape(images)[0]
         height, width = images.shape[1], images.shape[2]
         limit = math.log1p(self.zoom_range)
@@ -146,12 +141,6 @@ class RandomZoom(layers.Layer):
         transform = ops.concatenate([step, zero, x0, zero, step, y0, zero, zero], axis=1)  # (N, 8)
         return ops.image.affine_transform(images, transform, interpolation="bilinear", fill_mode="reflect")
 
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "zoom_range": self.zoom_range, "seed": self.seed}
-
 
 # skimage.color's stain matrices (rgb2hed / hed2rgb) and its log scaling: optical densities in [0, 1]
 HED_FROM_RGB = [[float(v) for v in row] for row in hed_from_rgb]
@@ -160,7 +149,7 @@ LOG_ADJUST = math.log(1e-6)
 
 
 @keras.saving.register_keras_serializable(package="bloodcells")
-class RandomHEDJitter(layers.Layer):
+class RandomHEDJitter(SeededAugmentation):
     """Jitter each image's haematoxylin, eosin and DAB densities: h' = h * a + b (training only).
 
     The colour is split into stain densities with skimage.color.rgb2hed's maths (Ruifrok-Johnston
@@ -171,17 +160,15 @@ class RandomHEDJitter(layers.Layer):
     Expects images in [0, 1] and keeps them there; s = 0 is the identity.
     """
 
+    settings = ("strength",)
+
     def __init__(self, strength: float = 0.05, seed: int | None = None, **kwargs) -> None:
-        super().__init__(**kwargs)
+        super().__init__(seed=seed, **kwargs)
         if not 0.0 <= strength <= 0.5:
             raise ValueError(f"augment.hed_jitter_strength must be in [0, 0.5], got {strength}")
         self.strength = strength
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
 
-    def call(self, images, training=None):
-        if not training:
-            return images
+    def augment(self, images):
         dtype = images.dtype
         x = ops.cast(images, "float32")
         s, batch = self.strength, ops.shape(x)[0]
@@ -191,12 +178,6 @@ class RandomHEDJitter(layers.Layer):
         density = density * scale + shift
         rgb = ops.exp(ops.matmul(density * LOG_ADJUST, ops.convert_to_tensor(RGB_FROM_HED)))
         return ops.cast(ops.clip(rgb, 0.0, 1.0), dtype)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "strength": self.strength, "seed": self.seed}
 
 
 # Every switch off: what a builder given `augment=None` starts from (crop and jitter amounts unused).
