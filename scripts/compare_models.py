@@ -28,6 +28,7 @@ import yaml
 from bloodcells.evaluation.paired import compare_revisions, format_p
 
 EVALUATE_METRICS = "metrics/evaluate/metrics.json"
+EVALUATE_REPORT = "metrics/evaluate/report.json"  # every figure; git-tracked, so any revision has it
 # (column title, metrics key, scale, decimals)
 COLUMNS = (
     ("params (M)", "parameters", 1e-6, 3),
@@ -86,6 +87,15 @@ def experiment_rows(show: list[dict[str, Any]]) -> Iterator[tuple[str, str, dict
                 )
 
 
+def full_report(rev: str) -> dict[str, Any]:
+    """Every evaluate figure of a revision (the workspace's file, or `git show <rev>:...`); {} if none."""
+    if rev == "workspace":
+        path = Path(EVALUATE_REPORT)
+        return json.loads(path.read_text()) if path.exists() else {}
+    result = subprocess.run(["git", "show", f"{rev}:{EVALUATE_REPORT}"], capture_output=True, text=True)
+    return json.loads(result.stdout) if result.returncode == 0 else {}
+
+
 def comparison(show: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per experiment that has evaluate metrics: its name, rev, model and metrics; best first.
 
@@ -104,7 +114,7 @@ def comparison(show: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "experiment": name,
                 "rev": rev,
                 "model": params.get("model", "?"),
-                "metrics": metrics,
+                "metrics": {**full_report(rev), **metrics},
             }
     return sorted(rows.values(), key=lambda r: -r["metrics"]["accuracy"])
 
