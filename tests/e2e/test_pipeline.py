@@ -18,8 +18,10 @@ def test_first_repro_runs_every_stage_and_second_runs_none(new_repo):
     first = run(repo, "dvc", "repro")
     assert sorted(ran_stages(first.stdout)) == sorted(ALL_STAGES)
     metrics = json.loads((repo / "metrics/evaluate/metrics.json").read_text())
+    assert {"accuracy", "accuracy_ci_lower", "accuracy_ci_upper", "macro_f1", "auc", "ece"} <= set(metrics)
+    report = json.loads((repo / "metrics/evaluate/report.json").read_text())
     expected = {"accuracy", "balanced_accuracy", "macro_precision", "macro_recall", "macro_f1", "auc"}
-    assert expected <= set(metrics)
+    assert expected <= set(report) and set(metrics) < set(report)
     assert 0.0 <= metrics["accuracy"] <= 1.0
     assert (repo / "models/model.keras").stat().st_size > 0
     assert (repo / "plots/evaluate/confusion.csv").read_text().startswith("actual,predicted\n")
@@ -37,10 +39,15 @@ def test_changing_epochs_reruns_only_train_and_evaluate(project_repo):
 
 
 def test_a_new_size_runs_only_its_own_chain(project_repo):
-    """Adding 64 px fetches and preprocesses only that size; the 28 px chain and training stay put."""
+    """Adding 64 px fetches and preprocesses only that size; training stays put.
+
+    class_weights depends on the whole data/preprocessed folder (so that a `train.size` outside
+    `data.sizes` is refused by our one line before DVC deletes its output), so it re-runs, writes
+    byte-identical weights, and DVC stops there.
+    """
     set_params(project_repo, {"data.sizes": [28, 64]})
     ran = ran_stages(run(project_repo, "dvc", "repro").stdout)
-    assert ran == ["download", "preprocess@64"]
+    assert ran == ["download", "preprocess@64", "class_weights"]
     assert (project_repo / "data/preprocessed/64/train_images.npy").exists()
 
 
@@ -72,7 +79,8 @@ def test_metrics_diff_between_two_commits_shows_the_changed_accuracy(project_rep
     diff = json.loads(run(project_repo, "dvc", "metrics", "diff", "HEAD", "--all", "--json").stdout)
     change = diff["metrics/evaluate/metrics.json"]["accuracy"]
     assert change["old"] == pytest.approx(before) and change["new"] == pytest.approx(after)
-    assert set(diff) == {"metrics/evaluate/metrics.json"}  # the headline figures only
+    # the headline figures and the train stage's summary, not report.json's every figure
+    assert set(diff) == {"metrics/evaluate/metrics.json", "metrics/train/metrics.json"}
     table = run(project_repo, "dvc", "metrics", "diff", "HEAD", "--all", "--md").stdout
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines() if line]
     accuracy_row = next(row for row in rows if row[:2] == ["metrics/evaluate/metrics.json", "accuracy"])
