@@ -8,14 +8,15 @@ plots/evaluate/*.csv and the images plots/evaluate/images/*.png. Run: python -m 
 
 from bloodcells.core.params import load_params
 from bloodcells.core.stage import run_stage, stage_parser
-from bloodcells.evaluation.report import evaluate_model
 
 
 def main() -> None:
     stage_parser(__doc__).parse_args()
 
     def work() -> None:
-        params = load_params()
+        params = load_params()  # checked before Keras loads: a bad param is one line, at once
+        from bloodcells.evaluation.report import evaluate_model
+
         metrics = evaluate_model(params)
         print(
             f"{params.model} at {params.train.size} px: test accuracy {metrics['accuracy']:.4f}, "

@@ -15,14 +15,15 @@ os.environ["KERAS_BACKEND"] = "tensorflow"
 
 from bloodcells.core.params import load_params  # noqa: E402  (after the backend is chosen)
 from bloodcells.core.stage import run_stage, stage_parser  # noqa: E402
-from bloodcells.inference.export import export_model  # noqa: E402
 
 
 def main() -> None:
     stage_parser(__doc__).parse_args()
 
     def work() -> None:
-        params = load_params()
+        params = load_params()  # checked before TensorFlow loads: a bad param is one line, at once
+        from bloodcells.inference.export import export_model
+
         export_model(params.data.dataset, params.data.source, params.export.formats)
 
     run_stage("export", work)

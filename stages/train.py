@@ -9,14 +9,16 @@ per-epoch curves in metrics/train/ (dvclive). A killed run resumes from its last
 from bloodcells.core.params import load_params
 from bloodcells.core.paths import MODEL_FILE
 from bloodcells.core.stage import run_stage, stage_parser
-from bloodcells.training.run import train_model
 
 
 def main() -> None:
     stage_parser(__doc__).parse_args()
 
     def work() -> None:
-        card = train_model(load_params())
+        params = load_params()  # checked before Keras loads: a bad param is one line, at once
+        from bloodcells.training.run import train_model
+
+        card = train_model(params)
         print(
             f"{MODEL_FILE}: best epoch {card['best/epoch']} of {card['epochs_run']}, "
             f"val_accuracy {card['best/val_accuracy']:.4f}, {card['train_seconds']:.0f} s"
