@@ -62,11 +62,23 @@ def files_under(path: str, base: str) -> list[str]:
     return sorted(set(listed + local)) or [path]
 
 
-def changed(path: str, base: str) -> bool:
-    """Whether a file differs between revision `base` (git) and the workspace (a missing one differs)."""
+def at_revision(path: str, base: str) -> bytes | None:
+    """A file's bytes at revision `base`: from git, or DVC's cache for a cached output; None if absent."""
     before = subprocess.run(["git", "show", f"{base}:{path}"], capture_output=True)
+    if before.returncode == 0:
+        return before.stdout
+    import dvc.api
+
+    try:
+        return dvc.api.read(path, rev=base, mode="rb")
+    except Exception:  # not tracked at `base`, or its cache is not here: both read as absent
+        return None
+
+
+def changed(path: str, base: str) -> bool:
+    """Whether a file differs between revision `base` and the workspace (a missing one differs)."""
     now = Path(path).read_bytes() if Path(path).is_file() else None
-    return (before.stdout if before.returncode == 0 else None) != now
+    return at_revision(path, base) != now
 
 
 def plots_section(definitions: dict[str, list[str]], base: str, embed_images: bool = False) -> str:
