@@ -38,7 +38,8 @@ def test_predict_on_the_mirror_npz_matches_the_pipeline(reproduced_repo, synthet
     test_rows = [row for row in rows if ":test[" in row["path"]]
     predictor = Predictor(reproduced_repo / "models")
     images = np.load(reproduced_repo / "data" / "preprocessed" / "28" / "test_images.npy")
-    expected = predictor.model.predict(images, verbose=0)
+    temperature = json.loads((reproduced_repo / "models" / "model.json").read_text())["temperature"]
+    expected = apply_temperature(predictor.model.predict(images, verbose=0), temperature)  # the card's
     probs = np.array([[float(row[c]) for c in classes] for row in test_rows])
     np.testing.assert_allclose(probs, expected, atol=2e-6)  # the CSV rounds to 6 decimals
     assert [row["predicted"] for row in test_rows] == [classes[i] for i in expected.argmax(1)]
@@ -79,12 +80,14 @@ def test_predict_fails_in_one_line(reproduced_repo, tmp_path):
 
 
 def test_predict_applies_the_cards_temperature(reproduced_repo, tmp_path):
-    calibrated = tmp_path / "calibrated"
-    shutil.copytree(reproduced_repo / "models", calibrated, ignore=shutil.ignore_patterns("export"))
-    card = json.loads((calibrated / "model.json").read_text())
-    (calibrated / "model.json").write_text(json.dumps({**card, "temperature": 2.5}))
+    folders = {}
+    for name, temperature in (("plain", 1.0), ("calibrated", 2.5)):
+        folders[name] = tmp_path / name
+        shutil.copytree(reproduced_repo / "models", folders[name], ignore=shutil.ignore_patterns("export"))
+        card = json.loads((folders[name] / "model.json").read_text())
+        (folders[name] / "model.json").write_text(json.dumps({**card, "temperature": temperature}))
     images = np.load(reproduced_repo / "data" / "preprocessed" / "28" / "test_images.npy")[:16]
-    plain = Predictor(reproduced_repo / "models").probabilities(images)
-    scaled = Predictor(calibrated).probabilities(images)
+    plain = Predictor(folders["plain"]).probabilities(images)
+    scaled = Predictor(folders["calibrated"]).probabilities(images)
     np.testing.assert_allclose(scaled, apply_temperature(plain, 2.5), rtol=1e-5, atol=1e-7)
     assert (scaled.argmax(1) == plain.argmax(1)).all()
