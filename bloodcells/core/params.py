@@ -30,6 +30,13 @@ Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 Switch = Literal["auto", "on", "off"] | bool  # YAML reads a bare on/off as a boolean: both count
 
 
+def no_repeats(values: list | None, what: str) -> list | None:
+    """A list validator: each item at most once (None passes); `what` names the items in the error."""
+    if values is not None and len(set(values)) != len(values):
+        raise ValueError(f"{what} repeat: {values}")
+    return values
+
+
 class ParamsError(ValueError):
     """A params.yaml value is missing, unknown or invalid; the message is one line."""
 
@@ -47,12 +54,7 @@ class DataParams(_Group):
     mirror: str | None
     path: str | None
 
-    @field_validator("sizes")
-    @classmethod
-    def _distinct(cls, sizes: list[int]) -> list[int]:
-        if len(set(sizes)) != len(sizes):
-            raise ValueError(f"sizes repeat: {sizes}")
-        return sizes
+    _distinct = field_validator("sizes")(classmethod(lambda cls, values: no_repeats(values, "sizes")))
 
 
 class FolderParams(_Group):
@@ -80,12 +82,7 @@ class FolderParams(_Group):
             raise ValueError(f"needs exactly one (group) naming the patient or slide, has {groups}")
         return pattern
 
-    @field_validator("classes")
-    @classmethod
-    def _distinct(cls, names: list[str] | None) -> list[str] | None:
-        if names is not None and len(set(names)) != len(names):
-            raise ValueError(f"class names repeat: {names}")
-        return names
+    _distinct = field_validator("classes")(classmethod(lambda cls, values: no_repeats(values, "class names")))
 
 
 class PreprocessParams(_Group):
@@ -165,12 +162,7 @@ class ExportParams(_Group):
 
     formats: list[Literal["saved_model", "tflite", "onnx"]]
 
-    @field_validator("formats")
-    @classmethod
-    def _distinct(cls, formats: list[str]) -> list[str]:
-        if len(set(formats)) != len(formats):
-            raise ValueError(f"formats repeat: {formats}")
-        return formats
+    _distinct = field_validator("formats")(classmethod(lambda cls, values: no_repeats(values, "formats")))
 
 
 class ExternalParams(_Group):

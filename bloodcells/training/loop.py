@@ -201,9 +201,9 @@ def train_resumable(
     lag: dict[str, float] = {}
     if params.recompute_batchnorm and batchnorm_layers(model):
         val_x, val_y = np.asarray(val.images), val.labels
-        lag["bn/val_accuracy_before"] = _accuracy(model, val_x, val_y, params.batch_size)
+        lag["bn/val_accuracy_before"] = split_accuracy(model, val_x, val_y, params.batch_size)
         recompute_batchnorm(model, train, params.batch_size, seed)
-        lag["bn/val_accuracy_after"] = _accuracy(model, val_x, val_y, params.batch_size)
+        lag["bn/val_accuracy_after"] = split_accuracy(model, val_x, val_y, params.batch_size)
     summary = {
         "best/epoch": best + 1,
         "best/val_loss": state.history[best]["val_loss"],
@@ -255,7 +255,7 @@ def recompute_batchnorm(model: keras.Model, train: Split, batch_size: int, seed:
     return full
 
 
-def _accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray, batch_size: int) -> float:
+def split_accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray, batch_size: int) -> float:
     """Top-1 accuracy of `model` (inference mode) on one split."""
     scores = model.predict(images, batch_size=max(batch_size, 256), verbose=0)
     return round(float((scores.argmax(axis=1) == labels).mean()), 6)

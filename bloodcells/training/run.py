@@ -23,7 +23,7 @@ from bloodcells.data.class_weights import read_class_weights
 from bloodcells.data.splits import Split, load_split, load_summary
 from bloodcells.evaluation.calibration import fit_temperature, negative_log_likelihood
 from bloodcells.training.devices import distribution, set_determinism, set_precision
-from bloodcells.training.loop import backup_dir, train_resumable
+from bloodcells.training.loop import backup_dir, split_accuracy, train_resumable
 
 VAL_PREDICT_BATCH = 256
 
@@ -112,12 +112,11 @@ def average_ensemble(members: list[keras.Model], shape: tuple[int, ...], name: s
 
 def ensemble_summary(results: list[dict[str, Any]], model: keras.Model, val: Split) -> dict[str, Any]:
     """Members' summaries kept per member; training time and epochs summed; the ensemble's val accuracy."""
-    scores = model.predict(np.asarray(val.images), batch_size=256, verbose=0)
     return {
         "members": results,
         "epochs_run": sum(r["epochs_run"] for r in results),
         "train_seconds": round(sum(r["train_seconds"] for r in results), 1),
-        "best/val_accuracy": round(float((scores.argmax(axis=1) == val.labels).mean()), 6),
+        "best/val_accuracy": split_accuracy(model, np.asarray(val.images), val.labels, VAL_PREDICT_BATCH),
         "best/epoch": results[0]["best/epoch"],
         "parameters": model.count_params(),
         "peak_memory_mb": max(r["peak_memory_mb"] for r in results),
