@@ -19,6 +19,7 @@ from typing import Any
 import keras
 import matplotlib.pyplot as plt
 import numpy as np
+from sklearn.metrics import f1_score
 
 from bloodcells.core.files import atomic_path, staged_folders, write_csv, write_json
 from bloodcells.core.params import Params
@@ -246,6 +247,29 @@ def draw_gradcam(
     save_figure(figure, folder / "gradcam.png", note)
 
 
+def member_metrics(
+    model: keras.Model, images: np.ndarray, y_true: np.ndarray, views: int, first_seed: int
+) -> list[dict[str, Any]]:
+    """Each member of a `train.ensemble` model judged alone (seeds first_seed, first_seed + 1, ...).
+
+    One ensemble run thus gives the single-seed spread beside the ensemble's own figure.
+    """
+    members = [layer for layer in model.layers if layer.name.startswith("member")]
+    rows = []
+    for index, member in enumerate(members):
+        predicted = predict_probabilities(member, images, PREDICT_BATCH, views).argmax(axis=1)
+        rows.append(
+            {
+                "member": member.name,
+                "seed": first_seed + index,
+                "accuracy": float(np.mean(predicted == y_true)),
+                "macro_f1": float(f1_score(y_true, predicted, average="macro")),
+            }
+        )
+        print(f"{member.name} (seed {first_seed + index}): test accuracy {rows[-1]['accuracy']:.4f}")
+    return rows
+
+
 def evaluate_model(params: Params) -> dict[str, Any]:
     """Predict the test split at `train.size`; write metrics, plot data and figures; return all metrics."""
     settings, size = params.evaluate, params.train.size
@@ -293,6 +317,8 @@ def evaluate_model(params: Params) -> dict[str, Any]:
         "test_seconds": round(seconds, 3),
         "test_ms_per_image": round(1000 * seconds / len(y_true), 4),
     }
+    if members := member_metrics(model, images, y_true, settings.tta_views, card["seed"]):
+        metrics["members"] = members
     with staged_folders(EVAL_METRICS_DIR, EVAL_PLOTS_DIR) as (metrics_dir, plots_dir):
         bins = calibration_bins(y_true, scores, settings.calibration_bins)
         per_class = write_tables(plots_dir, y_true, scores, classes, bins)
