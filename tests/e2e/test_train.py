@@ -165,9 +165,11 @@ def test_data_parallel_training_on_two_logical_cpu_devices(project_repo):
 
 
 def test_the_pipeline_trains_and_evaluates_under_jax_data_parallel_on_two_cpu_devices(project_repo):
-    """The GPU machine's path (Keras on JAX, no TensorFlow needed by the stages), on two CPU devices."""
+    """The GPU machine's path (Keras on JAX, no TensorFlow needed by the stages), on two CPU devices,
+    with every augmentation layer on (the stain and zoom layers are written in keras.ops for it)."""
     pytest.importorskip("jax", reason="JAX is not installed: the JAX backend path is not tested")
-    set_params(project_repo, {"train.distribute": "data_parallel", "train.batch_size": 26})
+    augment = {f"augment.{name}": True for name in ("crop_zoom", "color_jitter", "zoom", "hed_jitter")}
+    set_params(project_repo, {"train.distribute": "data_parallel", "train.batch_size": 26, **augment})
     env = {**dvc_env(), "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     result = subprocess.run(
         ["dvc", "repro"], cwd=project_repo, env=env, capture_output=True, text=True, timeout=600

@@ -27,10 +27,10 @@ def smooth_jpeg(width: int, height: int, orientation: int | None = None) -> byte
 
 
 def test_a_large_jpeg_decodes_at_reduced_scale_to_the_right_size_and_close_to_a_full_decode():
-    data = smooth_jpeg(4000, 3000)
+    data = smooth_jpeg(2048, 1536)
     recipe = Recipe((28, 64, 128), crop=None, resize_filter="bicubic")
     with Image.open(io.BytesIO(data)) as image:
-        assert reduction(image, recipe) == 8  # 3000 / 8 = 375 >= 128
+        assert reduction(image, recipe) == 8  # 1536 / 8 = 192 >= 128
     reduced, small = decode_bytes(data, recipe)
     full, _ = decode_bytes(data, recipe, reduce=False)
     assert not small
