@@ -6,7 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,20 @@ TINY_PARAMS = {
     "train.batch_size": 32,
     "export.formats": [],  # the inference .keras only: tests/e2e/test_export.py converts the rest
 }
+
+
+@contextmanager
+def eager_keras() -> Iterator[None]:
+    """Keras's train and predict functions run eagerly: the same ops on the same kernels, without
+    the seconds of graph tracing each small model costs. The compiled path is what the stages run,
+    and the tests that run them (tests/e2e) keep it."""
+    import tensorflow as tf
+
+    tf.config.run_functions_eagerly(True)
+    try:
+        yield
+    finally:
+        tf.config.run_functions_eagerly(False)
 
 
 def set_dotted(tree: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

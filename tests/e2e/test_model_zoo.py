@@ -1,11 +1,14 @@
 """Every registered model trains a step, saves and reloads identically; the transfer models' builds.
 
-Out of the quick suite: each costs seconds of tracing, and a transfer model writes a ~100 MB file.
+Out of the quick suite: a transfer model writes a ~100 MB file. Keras runs eagerly here (a fifth
+of the time); tests/e2e/test_pipeline_models.py trains one model of each family compiled, through
+`dvc exp run`.
 """
 
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
 
 import keras
 import numpy as np
@@ -13,7 +16,7 @@ import pytest
 
 from bloodcells.architectures import create_model, list_models
 from bloodcells.architectures import transfer as transfer_family
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, eager_keras
 from tests.unit.test_architectures import (
     N_CLASSES,
     SIZES,
@@ -24,6 +27,12 @@ from tests.unit.test_architectures import (
 )
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def eager() -> Iterator[None]:
+    with eager_keras():
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -1,15 +1,12 @@
-"""Fixtures of the quick suite.
-
-Keras's train and predict functions run eagerly here: the same ops on the same kernels, without
-the seconds of graph tracing each tiny model would cost (a quarter of the suite's time). The
-compiled path is what tests/e2e runs, through the real stages.
-"""
+"""Fixtures of the quick suite (every test here runs Keras eagerly: see tests/conftest.py)."""
 
 from __future__ import annotations
 
-import pytest
-import tensorflow as tf
+from collections.abc import Iterator
 
+import pytest
+
+from tests.conftest import eager_keras
 from tests.unit.stage_processes import STAGES, Finished, run_many, stage_workdir
 
 
@@ -26,4 +23,8 @@ def stage_help(tmp_path_factory) -> tuple[dict[str, Finished], dict]:
     return results, left
 
 
-tf.config.run_functions_eagerly(True)
+@pytest.fixture(scope="package", autouse=True)
+def quick_keras() -> Iterator[None]:
+    """A quarter of the quick suite's time was graph tracing of tiny models (module fixtures too)."""
+    with eager_keras():
+        yield
