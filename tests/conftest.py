@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -83,6 +84,12 @@ def dvc_env() -> dict[str, str]:
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     env.pop("PYTHONPATH", None)
     return env
+
+
+def interruptible() -> None:
+    """Popen's preexec_fn for Ctrl-C tests: SIGINT as a terminal delivers it. A test run started in
+    the background inherits SIGINT ignored (the shell's rule), and Python then installs no handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import dvc_env, run, set_params
+from tests.conftest import dvc_env, interruptible, run, set_params
 from tests.reliability_servers import bad_server
 
 pytestmark = pytest.mark.slow
@@ -112,6 +112,7 @@ def test_ctrl_c_during_a_download_says_interrupted_exits_130_and_leaves_no_parti
         stage = subprocess.Popen(
             [sys.executable, *STAGES["download"]],
             cwd=repo, env=dvc_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=interruptible,
         )
         try:
             assert started.wait(120), "the download never started"

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import dvc_env, run, set_params
+from tests.conftest import dvc_env, interruptible, run, set_params
 
 pytestmark = pytest.mark.slow
 
@@ -64,6 +64,7 @@ def test_ctrl_c_during_training_says_interrupted_exits_130_and_keeps_the_checkpo
     stage = subprocess.Popen(
         [sys.executable, "-m", "stages.train"],
         cwd=repo, env=dvc_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=interruptible,
     )
     try:
         deadline = time.monotonic() + 300
