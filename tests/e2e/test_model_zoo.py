@@ -1,6 +1,6 @@
 """Every registered model trains a step, saves and reloads identically; the transfer models' builds.
 
-Out of the quick suite: a transfer model writes a ~100 MB file. Keras runs eagerly here (a fifth
+Out of the quick suite: a transfer model writes a ~100 MB file. Keras runs eagerly here (a quarter
 of the time); tests/e2e/test_pipeline_models.py trains one model of each family compiled, through
 `dvc exp run`.
 """
