@@ -49,19 +49,36 @@ def channel_map(layer: ImageNetScaling) -> keras.layers.Dense:
     return dense
 
 
+def nested_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """Every layer of `model`, inside nested models too (a `train.ensemble` model's members)."""
+    found = []
+    for layer in model.layers:
+        found.append(layer)
+        if isinstance(layer, keras.Model):
+            found += nested_layers(layer)
+    return found
+
+
+def needs_rewriting(layer: keras.layers.Layer) -> bool:
+    return layer.name.startswith(AUGMENT_PREFIX) or isinstance(layer, ImageNetScaling)
+
+
 def inference_model(model: keras.Model) -> keras.Model:
     """The same network, weights shared, with only Keras's own layers: the `augment_*` layers
-    (identities at inference) removed, the transfer models' ImageNet scaling as a fixed Dense."""
+    (identities at inference) removed, the transfer models' ImageNet scaling as a fixed Dense.
+    Nested models holding either (an ensemble's members) are rewritten the same way."""
 
     def call(layer, *args, **kwargs):
         if layer.name.startswith(AUGMENT_PREFIX):
             return args[0]
         if isinstance(layer, ImageNetScaling):
             return channel_map(layer)(*args)
+        if isinstance(layer, keras.Model) and any(map(needs_rewriting, nested_layers(layer))):
+            return inference_model(layer)(*args, **kwargs)
         return layer(*args, **kwargs)
 
     plain = keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
-    left = [layer.name for layer in plain.layers if layer.name.startswith(AUGMENT_PREFIX)]
+    left = [layer.name for layer in nested_layers(plain) if layer.name.startswith(AUGMENT_PREFIX)]
     if left:
         raise StageError(f"augmentation layers left in the inference model: {', '.join(left)}")
     return keras.Model(plain.inputs, plain.outputs, name=model.name)

@@ -97,6 +97,30 @@ def test_inference_model_drops_augmentation_and_keeps_the_function():
     np.testing.assert_allclose(plain.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)
 
 
+def test_an_ensembles_members_lose_their_augmentation_and_the_saved_model_exports(tmp_path):
+    """train.ensemble's model nests its members; their seeded layers once broke the SavedModel."""
+    from bloodcells.inference.export import nested_layers, save_saved_model
+    from bloodcells.training.run import average_ensemble
+
+    augment = NO_AUGMENT.model_copy(update={"rot90": True, "flip": True, "crop_zoom": True})
+    hparams = {"batch_norm": True, "dropout": 0.5}
+    members = [create_model("small_cnn", (28, 28, 3), 8, augment, hparams) for _ in range(2)]
+    ensemble = average_ensemble(members, (28, 28, 3), "small_cnn_x2")
+    assert any(layer.name.startswith("augment_") for layer in nested_layers(ensemble))
+    plain = inference_model(ensemble)
+    assert [layer.name for layer in plain.layers if layer.name.startswith("member")] == ["member0", "member1"]
+    assert not any(layer.name.startswith("augment_") for layer in nested_layers(plain))
+    images = np.random.default_rng(3).integers(0, 256, (4, 28, 28, 3), dtype=np.uint8)
+    expected = ensemble.predict(images, verbose=0)
+    np.testing.assert_allclose(plain.predict(images, verbose=0), expected, atol=1e-6)
+    save_saved_model(plain, tmp_path / "saved_model")
+    import tensorflow as tf
+
+    served = tf.saved_model.load(str(tmp_path / "saved_model")).signatures["serving_default"]
+    probabilities = served(image=tf.constant(images))["probabilities"].numpy()
+    np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+
+
 @pytest.mark.parametrize("mode", ["caffe", "tf", "torch", "raw"])
 def test_imagenet_scaling_becomes_a_plain_keras_layer(mode, tmp_path):
     import keras
