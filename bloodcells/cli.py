@@ -17,8 +17,18 @@ import subprocess
 import sys
 
 # `dvc exp show` lists every param, metric and dependency hash: 121 columns after two experiments.
-# `exps` keeps the params and metrics that differ between the rows and drops the code/data hashes.
-NARROW_SHOW = ("--only-changed", "--drop", "^(bloodcells|stages|data|models|metrics|plots)/")
+# `exps` keeps the params that differ between the rows and four headline metrics (accuracy,
+# macro-F1, calibrated ECE, training time): the intervals, the other headline figures, the train
+# stage's summary, the code/data hashes and the creation time are one `--all` away.
+NARROW_DROP = (
+    "Created$",
+    "(bloodcells|stages|data|models|metrics|plots)/",  # dependency hashes
+    ".*_ci_(lower|upper)$",
+    "(auc|ece|coverage_95_accuracy|referral_coverage)$",
+    "(train|val)[.](accuracy|loss)$",  # dvclive's summary (metrics/train/metrics.json)
+    "(learning_rate|step)$",
+)
+NARROW_SHOW = ("--only-changed", "--drop", "|".join(NARROW_DROP))
 
 
 def list_models_command(args: argparse.Namespace) -> None:

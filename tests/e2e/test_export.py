@@ -99,3 +99,19 @@ def test_every_format_agrees_with_the_pipeline_model(exported_repo):
         assert check.argmax_agree == len(images), check
         assert check.max_abs_diff <= PROBABILITY_TOLERANCE, check
         assert check.size_mb > 0 and check.ms_per_image > 0
+
+
+def test_an_ensemble_runs_through_train_evaluate_and_every_export_format(project_repo):
+    """`train.ensemble=2`: one model averaging two seeds, each member judged alone, exported whole."""
+    set_params(project_repo, {"train.ensemble": 2, "export.formats": ["saved_model", "tflite", "onnx"]})
+    result = run(project_repo, "dvc", "repro")
+    assert ran_stages(result.stdout) == ["train", "evaluate", "export"], result.stdout
+    assert "skip (seed 42)" in result.stdout and "skip (seed 43)" in result.stdout
+    report = json.loads((project_repo / "metrics/evaluate/report.json").read_text())
+    assert [(m["member"], m["seed"]) for m in report["members"]] == [("member0", 42), ("member1", 43)]
+    images, expected = pipeline_probabilities(project_repo)
+    checks = check_formats(project_repo / "models" / "export", expected, images, latency_images=5)
+    assert {c.name for c in checks} == {"keras (inference)", "savedmodel", "tflite", "onnx"}
+    for check in checks:
+        assert check.argmax_agree == len(images), check
+        assert check.max_abs_diff <= PROBABILITY_TOLERANCE, check

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
-from tests.conftest import ran_stages, run, set_params
+from tests.conftest import dvc_env, ran_stages, run, set_params
 
 pytestmark = pytest.mark.slow
 
@@ -69,6 +70,21 @@ def test_exp_run_with_the_other_model_is_listed_by_exp_show(project_repo):
     assert data["params"]["params.yaml"]["data"]["model"] == "baseline"
     accuracy = data["metrics"]["metrics/evaluate/metrics.json"]["data"]["accuracy"]
     assert 0.0 <= accuracy <= 1.0
+
+    # `bloodcells exps`: after a second experiment, readable in a 120-column terminal, every column whole
+    run(project_repo, "dvc", "exp", "run", "-S", "train.epochs=2")
+    env = {**dvc_env(), "COLUMNS": "120"}
+    narrow = subprocess.run(
+        ["bloodcells", "exps", "--no-pager"], cwd=project_repo, env=env, capture_output=True, text=True
+    )
+    assert narrow.returncode == 0, narrow.stderr
+    lines = narrow.stdout.splitlines()
+    header = next(line for line in lines if "Experiment" in line).split()
+    assert header == ["Experiment", "accuracy", "ece_calibrated", "macro_f1", "train_seconds", "model",
+                      "train.epochs"], narrow.stdout  # fmt: skip
+    assert "…" not in narrow.stdout and max(map(len, lines)) <= 120, narrow.stdout
+    full = run(project_repo, "bloodcells", "exps", "--all", "--csv").stdout.splitlines()[0].split(",")
+    assert {"accuracy_ci_lower", "Created", "stages/train.py"} <= set(full) and len(full) > 100
 
 
 def test_metrics_diff_between_two_commits_shows_the_changed_accuracy(project_repo):
