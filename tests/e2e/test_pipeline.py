@@ -80,8 +80,9 @@ def test_exp_run_with_the_other_model_is_listed_by_exp_show(project_repo):
     assert narrow.returncode == 0, narrow.stderr
     lines = narrow.stdout.splitlines()
     header = next(line for line in lines if "Experiment" in line).split()
-    assert header == ["Experiment", "accuracy", "ece_calibrated", "macro_f1", "train_seconds", "model",
-                      "train.epochs"], narrow.stdout  # fmt: skip
+    assert header == ["Experiment", "accuracy", "ece_calibrated", "macro_f1", "model", "train.epochs"], (
+        narrow.stdout
+    )
     assert "…" not in narrow.stdout and max(map(len, lines)) <= 120, narrow.stdout
     full = run(project_repo, "bloodcells", "exps", "--all", "--csv").stdout.splitlines()[0].split(",")
     assert {"accuracy_ci_lower", "Created", "stages/train.py"} <= set(full) and len(full) > 100
