@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import f1_score
 
+from bloodcells.architectures.ensemble import ensemble_members
 from bloodcells.core.files import atomic_path, staged_folders, write_csv, write_json
 from bloodcells.core.params import Params
 from bloodcells.core.paths import (
@@ -254,9 +255,8 @@ def member_metrics(
 
     One ensemble run thus gives the single-seed spread beside the ensemble's own figure.
     """
-    members = [layer for layer in model.layers if layer.name.startswith("member")]
     rows = []
-    for index, member in enumerate(members):
+    for index, member in enumerate(ensemble_members(model)):
         predicted = predict_probabilities(member, images, PREDICT_BATCH, views).argmax(axis=1)
         rows.append(
             {

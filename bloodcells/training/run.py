@@ -15,6 +15,7 @@ import keras
 import numpy as np
 
 from bloodcells.architectures import create_model
+from bloodcells.architectures.ensemble import average_ensemble
 from bloodcells.core.files import atomic_path, write_json
 from bloodcells.core.params import Params, model_hparams
 from bloodcells.core.paths import CLASS_WEIGHTS_FILE, MODEL_CARD, MODEL_FILE, preprocessed_dir
@@ -99,15 +100,6 @@ def train_model(params: Params) -> dict[str, Any]:
     for backup in backups:
         shutil.rmtree(backup, ignore_errors=True)  # the run is complete: nothing left to resume
     return card
-
-
-def average_ensemble(members: list[keras.Model], shape: tuple[int, ...], name: str) -> keras.Model:
-    """One model whose output is the mean of its members' class probabilities (evaluated like any model)."""
-    images = keras.Input(shape=shape, dtype="uint8", name="images")
-    for index, member in enumerate(members):
-        member.name = f"member{index}"  # distinct names: a functional model refuses duplicate layers
-    mean = keras.layers.Average(name="mean_probabilities", dtype="float32")([m(images) for m in members])
-    return keras.Model(images, mean, name=name)
 
 
 def ensemble_summary(results: list[dict[str, Any]], model: keras.Model, val: Split) -> dict[str, Any]:

@@ -7,8 +7,8 @@ import numpy as np
 
 from bloodcells.architectures import create_model
 from bloodcells.architectures.augment import NO_AUGMENT
+from bloodcells.architectures.ensemble import average_ensemble
 from bloodcells.evaluation.report import member_metrics
-from bloodcells.training.run import average_ensemble
 
 HPARAMS = {"width": 8, "dropout": 0.1, "stem_stride": 1}
 

@@ -99,8 +99,8 @@ def test_inference_model_drops_augmentation_and_keeps_the_function():
 
 def test_an_ensembles_members_lose_their_augmentation_and_the_saved_model_exports(tmp_path):
     """train.ensemble's model nests its members; their seeded layers once broke the SavedModel."""
+    from bloodcells.architectures.ensemble import average_ensemble
     from bloodcells.inference.export import nested_layers, save_saved_model
-    from bloodcells.training.run import average_ensemble
 
     augment = NO_AUGMENT.model_copy(update={"rot90": True, "flip": True, "crop_zoom": True})
     hparams = {"batch_norm": True, "dropout": 0.5}
