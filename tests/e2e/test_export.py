@@ -91,14 +91,18 @@ def test_inference_model_loads_with_plain_keras_in_a_fresh_process(exported_repo
     np.testing.assert_allclose(probs, expected, atol=1e-5)
 
 
-def test_every_format_agrees_with_the_pipeline_model(exported_repo):
-    images, expected = pipeline_probabilities(exported_repo)
-    checks = check_formats(exported_repo / "models" / "export", expected, images, latency_images=5)
+def assert_every_format_agrees_with_the_pipeline_model(repo):
+    images, expected = pipeline_probabilities(repo)
+    checks = check_formats(repo / "models" / "export", expected, images, latency_images=5)
     assert {c.name for c in checks} == {"keras (inference)", "savedmodel", "tflite", "onnx"}
     for check in checks:
         assert check.argmax_agree == len(images), check
         assert check.max_abs_diff <= PROBABILITY_TOLERANCE, check
         assert check.size_mb > 0 and check.ms_per_image > 0
+
+
+def test_every_format_agrees_with_the_pipeline_model(exported_repo):
+    assert_every_format_agrees_with_the_pipeline_model(exported_repo)
 
 
 def test_an_ensemble_runs_through_train_evaluate_and_every_export_format(project_repo):
@@ -109,9 +113,4 @@ def test_an_ensemble_runs_through_train_evaluate_and_every_export_format(project
     assert "skip (seed 42)" in result.stdout and "skip (seed 43)" in result.stdout
     report = json.loads((project_repo / "metrics/evaluate/report.json").read_text())
     assert [(m["member"], m["seed"]) for m in report["members"]] == [("member0", 42), ("member1", 43)]
-    images, expected = pipeline_probabilities(project_repo)
-    checks = check_formats(project_repo / "models" / "export", expected, images, latency_images=5)
-    assert {c.name for c in checks} == {"keras (inference)", "savedmodel", "tflite", "onnx"}
-    for check in checks:
-        assert check.argmax_agree == len(images), check
-        assert check.max_abs_diff <= PROBABILITY_TOLERANCE, check
+    assert_every_format_agrees_with_the_pipeline_model(project_repo)
