@@ -30,11 +30,15 @@ Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 Switch = Literal["auto", "on", "off"] | bool  # YAML reads a bare on/off as a boolean: both count
 
 
-def no_repeats(values: list | None, what: str) -> list | None:
-    """A list validator: each item at most once (None passes); `what` names the items in the error."""
-    if values is not None and len(set(values)) != len(values):
-        raise ValueError(f"{what} repeat: {values}")
-    return values
+def no_repeats(field: str, what: str) -> classmethod:
+    """A validator of list field `field`: each item at most once (None passes); `what` names the items."""
+
+    def check(cls, values: list | None) -> list | None:
+        if values is not None and len(set(values)) != len(values):
+            raise ValueError(f"{what} repeat: {values}")
+        return values
+
+    return field_validator(field)(classmethod(check))
 
 
 class ParamsError(ValueError):
@@ -54,7 +58,7 @@ class DataParams(_Group):
     mirror: str | None
     path: str | None
 
-    _distinct = field_validator("sizes")(classmethod(lambda cls, values: no_repeats(values, "sizes")))
+    _distinct = no_repeats("sizes", "sizes")
 
 
 class FolderParams(_Group):
@@ -82,7 +86,7 @@ class FolderParams(_Group):
             raise ValueError(f"needs exactly one (group) naming the patient or slide, has {groups}")
         return pattern
 
-    _distinct = field_validator("classes")(classmethod(lambda cls, values: no_repeats(values, "class names")))
+    _distinct = no_repeats("classes", "class names")
 
 
 class PreprocessParams(_Group):
@@ -162,7 +166,7 @@ class ExportParams(_Group):
 
     formats: list[Literal["saved_model", "tflite", "onnx"]]
 
-    _distinct = field_validator("formats")(classmethod(lambda cls, values: no_repeats(values, "formats")))
+    _distinct = no_repeats("formats", "formats")
 
 
 class ExternalParams(_Group):

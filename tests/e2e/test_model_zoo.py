@@ -38,7 +38,7 @@ def eager() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def fresh_keras_session():
     yield
-    keras.backend.clear_session(free_memory=False)  # no gc.collect(): a third of a second each
+    keras.backend.clear_session(free_memory=False)  # no gc.collect(): a quarter of a second each
 
 
 @pytest.mark.parametrize("name", [name for name in list_models() if name != "skip"])

@@ -40,7 +40,7 @@ REPORT_COUNTS = {
 def fresh_keras_session():
     """Each test's models start from an empty Keras session (memory and layer-name counters)."""
     yield
-    keras.backend.clear_session(free_memory=False)  # no gc.collect(): a third of a second each
+    keras.backend.clear_session(free_memory=False)  # no gc.collect(): a quarter of a second each
 
 
 def shipped_hparams(name: str, **overrides) -> dict:

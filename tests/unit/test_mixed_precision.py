@@ -21,7 +21,7 @@ def mixed_bfloat16():
     keras.config.set_dtype_policy("mixed_bfloat16")
     yield
     keras.config.set_dtype_policy("float32")
-    keras.backend.clear_session(free_memory=False)  # no gc.collect(): a third of a second each
+    keras.backend.clear_session(free_memory=False)  # no gc.collect(): a quarter of a second each
 
 
 @pytest.mark.parametrize("name", list_models())
