@@ -135,6 +135,7 @@ class TrainParams(_Group):
     schedule: Literal["plateau", "cosine"]
     warmup_epochs: Annotated[int, Field(ge=0)]
     label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)]
+    ema_momentum: Annotated[float, Field(ge=0.0, lt=1.0)]
     recompute_batchnorm: bool
     ensemble: Annotated[int, Field(ge=1, le=16)]
     deterministic: bool

@@ -91,11 +91,31 @@ def seed_variables(model: keras.Model) -> list[keras.Variable]:
     return [variable for variable in model.variables if variable.name == "seed_generator_state"]
 
 
+def exchange_averaged_weights(model: keras.Model) -> None:
+    """Swap the model's trainable weights with the optimizer's moving average of them (`train.ema_momentum`).
+
+    Its own inverse: called twice, everything is back where it was. Keras keeps the average in the
+    optimizer (`use_ema`) and only writes it into the model when `fit` ends; validating and saving
+    the average epoch by epoch needs it in the model for a moment. Does nothing without an average.
+    """
+    optimizer = model.optimizer
+    averages = getattr(optimizer, "_model_variables_moving_average", None)  # Keras's use_ema store
+    if not (optimizer.use_ema and averages):
+        return
+    for variable, average in zip(optimizer._trainable_variables, averages, strict=True):
+        if average is not None:
+            current = keras.ops.convert_to_numpy(variable)
+            variable.assign(average)
+            average.assign(current)
+
+
 class RunState(keras.callbacks.BackupAndRestore):
     """BackupAndRestore that also keeps the run's history and best weights, and decides when to stop.
 
     At each epoch's end, in this order: refuse a non-finite loss, record the epoch, keep the best
-    weights, decay a plateaued learning rate, stop early, rewrite the curves, then checkpoint.
+    weights, decay a plateaued learning rate, stop early, rewrite the curves, then checkpoint. With a
+    moving average of the weights (`train.ema_momentum`), validation scores the average and the best
+    epoch keeps it; the checkpoint keeps both, as training left them.
     """
 
     def __init__(self, backup: Path, params: TrainParams, history: list[dict[str, float]]):
@@ -115,6 +135,12 @@ class RunState(keras.callbacks.BackupAndRestore):
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch_start = time.perf_counter()
 
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        exchange_averaged_weights(self.model)  # validate the average (a no-op without one)
+
+    def on_test_end(self, logs: dict | None = None) -> None:
+        exchange_averaged_weights(self.model)
+
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = {key: float(value) for key, value in (logs or {}).items()}
         bad = sorted(key for key, value in logs.items() if not math.isfinite(value))
@@ -128,7 +154,9 @@ class RunState(keras.callbacks.BackupAndRestore):
         logs["seconds"] = round(time.perf_counter() - self.epoch_start, 3)
         self.history.append(logs)
         if best_epoch(self.history) == len(self.history) - 1:
+            exchange_averaged_weights(self.model)
             self.model.save_weights(str(self.backup / "best.weights.h5"))
+            exchange_averaged_weights(self.model)
         val_losses = [entry["val_loss"] for entry in self.history]
         if self.recipe.schedule == "plateau" and plateau_decays(val_losses, self.recipe, PLATEAU_MIN_DELTA):
             optimizer.learning_rate = max(logs["learning_rate"] * self.recipe.lr_factor, self.recipe.min_lr)

@@ -30,11 +30,16 @@ def learning_rate(
 
 
 def make_optimizer(params: TrainParams, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """Adam, or AdamW with decoupled weight decay."""
+    """Adam, or AdamW with decoupled weight decay; with `ema_momentum`, Keras's moving average of the weights.
+
+    The average is Keras's own (`use_ema`): updated after every step, written into the model when
+    `fit` ends; `bloodcells.training.loop.exchange_averaged_weights` validates and saves it.
+    """
     rate = learning_rate(params, steps_per_epoch)
+    average = dict(use_ema=params.ema_momentum > 0, ema_momentum=params.ema_momentum or 0.99)
     if params.optimizer == "adamw":
-        return keras.optimizers.AdamW(learning_rate=rate, weight_decay=params.weight_decay)
-    return keras.optimizers.Adam(learning_rate=rate)
+        return keras.optimizers.AdamW(learning_rate=rate, weight_decay=params.weight_decay, **average)
+    return keras.optimizers.Adam(learning_rate=rate, **average)
 
 
 def make_loss(params: TrainParams) -> keras.losses.Loss:

@@ -1,18 +1,20 @@
-"""Time to accuracy: two recipes trained side by side, epoch by epoch, to a target test accuracy.
+"""Time to accuracy: recipes trained side by side, epoch by epoch, to a target test accuracy.
 
-Recipe A (default: params.yaml, "ours") and recipe B (default: configs/report_skip.yaml, the
-residual-CNN report's recipe) train in this one process, interleaved: one epoch of A, then one of
-B, so both meet the same machine and load. Each epoch is the train stage's recipe: the library's
-model, optimizer, schedule, loss, balanced class weights and per-epoch shuffling, with validation,
-plateau decay and early stopping as the train stage applies them. After each epoch the current
-weights are scored on the test split with the recipe's own `evaluate.tta_views`. A recipe's time
-at an epoch is the wall time of every fit so far (with validation, not the test scoring) plus,
-where it recomputes BatchNorm statistics, that epoch's pass: a training stopped there would make
-it once, so earlier epochs' passes are not counted. A recipe stops once it reaches
-the target (default 0.9760, the report recipe's final test accuracy at 28 px), at early stopping
-or at its `train.epochs`. Prints each recipe's time to the target and the ratio B / A.
+Recipes A (default: params.yaml, "ours"; `--a` may be given several times) and recipe B (default:
+configs/report_skip.yaml, the residual-CNN report's recipe) train in this one process, interleaved:
+one epoch of each A, then one of B, so all meet the same machine and load. Each epoch is the train
+stage's recipe: the library's model, optimizer, schedule, loss, balanced class weights and
+per-epoch shuffling, with validation, plateau decay and early stopping as the train stage applies
+them. After each epoch the current weights (their moving average, with `train.ema_momentum`) are
+scored on the test split with the recipe's own `evaluate.tta_views`. A recipe's time at an epoch is
+the wall time of every fit so far (with validation, not the test scoring) plus, where it recomputes
+BatchNorm statistics, that epoch's pass: a training stopped there would make it once, so earlier
+epochs' passes are not counted. A recipe stops once it reaches the target (default 0.9760, the
+report recipe's final test accuracy at 28 px), at early stopping or at its `train.epochs`. Prints
+each recipe's time to the target and the ratio B / A for each A.
 
     python -m scripts.bench time-to-accuracy      # the real rebuild at 28 px, ours vs report_skip
+    python -m scripts.bench time-to-accuracy --a params.yaml --a configs/budget_4_epochs.yaml
 """
 
 from __future__ import annotations
@@ -41,7 +43,10 @@ PREDICT_BATCH = 256
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--a", type=Path, default=None, help="recipe A, a configs/*.yaml (default: params.yaml)"
+        "--a",
+        type=Path,
+        action="append",
+        help="recipe A, a configs/*.yaml or params.yaml; repeat for several (default: params.yaml)",
     )
     parser.add_argument("--b", type=Path, default=Path("configs/report_skip.yaml"), help="recipe B")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="a MedMNIST-format npz at 28 px")
@@ -100,6 +105,9 @@ class Runner:
             metrics=["accuracy"],
             jit_compile=use_xla(train.jit_compile),
         )
+        # One fit per epoch here, one for the whole run in the train stage: a fit's end must not write
+        # the moving average of the weights (`train.ema_momentum`) over the weights still training.
+        self.model.optimizer.finalize_variable_values = lambda variables: None
         weights = compute_class_weights(labels, self.n_classes, self.params.class_weights.method)
         self.class_weight = dict(enumerate(weights))
         self.one_hot = self.n_classes if train.label_smoothing else 0
@@ -153,15 +161,17 @@ class Runner:
     def score(self, target: float, full: bool) -> float:
         """Test accuracy of the model this recipe would hand over if it stopped now.
 
-        That is the current weights with the recipe's test-time augmentation and, where the recipe
-        recomputes BatchNorm statistics at the end (`train.recompute_batchnorm`), with them
-        recomputed: that pass is timed as this epoch's, and the running statistics are put back after
-        scoring so the next epoch trains as the train stage would.
+        That is the current weights (their moving average, with `train.ema_momentum`) with the
+        recipe's test-time augmentation and, where the recipe recomputes BatchNorm statistics at the
+        end (`train.recompute_batchnorm`), with them recomputed: that pass is timed as this epoch's,
+        and the weights and running statistics are put back after scoring so the next epoch trains
+        as the train stage would.
         """
         from bloodcells.evaluation.tta import predict_probabilities
-        from bloodcells.training.loop import batchnorm_layers, recompute_batchnorm
+        from bloodcells.training.loop import batchnorm_layers, exchange_averaged_weights, recompute_batchnorm
 
         test, train = self.splits["test"], self.params.train
+        exchange_averaged_weights(self.model)
         norms = batchnorm_layers(self.model) if train.recompute_batchnorm else []
         running = [[v.numpy() for v in (layer.moving_mean, layer.moving_variance)] for layer in norms]
         if norms:
@@ -172,6 +182,7 @@ class Runner:
         for layer, (mean, variance) in zip(norms, running, strict=True):
             layer.moving_mean.assign(mean)
             layer.moving_variance.assign(variance)
+        exchange_averaged_weights(self.model)
         accuracy = float((scores.argmax(axis=1) == test.labels).mean())
         self.history[-1]["test_accuracy"] = accuracy
         if accuracy >= target and self.reached is None:
@@ -209,13 +220,14 @@ def run(args: argparse.Namespace) -> None:
     size = splits["train"].images.shape[1]
     overrides = {**parse_overrides(args.set_param), "train.size": size, "data.sizes": [size]}
     runners = []
-    for config in (args.a, args.b):
+    for config in [*(args.a or [None]), args.b]:
+        config = None if config and config.name == "params.yaml" else config
         params = recipe_params(config, overrides)
         epochs = min(params.train.epochs, args.max_epochs or params.train.epochs)
         name = config.stem if config else "ours (params.yaml)"
+        if name in [r.name for r in runners]:
+            raise BenchError(f"recipe {name} is given twice; give different --a/--b")
         runners.append(Runner(name, params, splits, epochs))
-    if runners[0].name == runners[1].name:
-        raise BenchError("recipes A and B are the same; give two different --a/--b")
     rows = []
     while not all(r.done for r in runners):
         epoch = max(len(r.history) for r in runners) + 1
@@ -233,21 +245,24 @@ def run(args: argparse.Namespace) -> None:
             )
         rows.append(row)
 
-    a, b = runners
-    print(f"\n## Time to {args.target:.2%} test accuracy at {size} px: {a.name} vs {b.name}, interleaved\n")
-    header = ["epoch", f"{a.name}: test acc.", "train s", f"{b.name}: test acc.", "train s"]
+    *recipes_a, b = runners
+    names = " and ".join(a.name for a in recipes_a)
+    print(f"\n## Time to {args.target:.2%} test accuracy at {size} px: {names} vs {b.name}, interleaved\n")
+    header = ["epoch"] + [column for r in runners for column in (f"{r.name}: test acc.", "train s")]
     print(markdown_table(header, rows) + "\n")
     for runner in runners:
         p = runner.params
         print(
             f"- {runner.name}: {reached_text(runner)}; {p.model}, {p.train.optimizer} lr {p.train.lr}, "
-            f"{p.train.schedule}, batch {p.train.batch_size}, TTA {p.evaluate.tta_views} view(s), "
+            f"{p.train.schedule}, batch {p.train.batch_size}, EMA {p.train.ema_momentum or 'off'}, "
+            f"TTA {p.evaluate.tta_views} view(s), "
             f"stopped: {runner.stopped}"
         )
-    if a.reached and b.reached:
-        print(f"- ratio {b.name} / {a.name}: {b.reached[1] / a.reached[1]:.2f}x (target >= 5x)")
-    else:
-        print("- ratio: not available (a recipe did not reach the target)")
+    for a in recipes_a:
+        if a.reached and b.reached:
+            print(f"- ratio {b.name} / {a.name}: {b.reached[1] / a.reached[1]:.2f}x (target >= 5x)")
+        else:
+            print(f"- ratio {b.name} / {a.name}: not available (a recipe did not reach the target)")
     print(
         f"- data: {'synthetic 28 px (smoke)' if args.smoke else args.data}; "
         f"{len(splits['train'].labels)} train images"

@@ -22,10 +22,11 @@ from bloodcells.training.loop import (
     backup_dir,
     best_epoch,
     completed_epochs,
+    exchange_averaged_weights,
     read_history,
     train_resumable,
 )
-from bloodcells.training.recipe import learning_rate, plateau_decays
+from bloodcells.training.recipe import learning_rate, make_optimizer, plateau_decays
 from tests.conftest import group
 
 BASE = group("train", size=28, epochs=10, batch_size=32, lr=1e-3, schedule="plateau")
@@ -224,13 +225,22 @@ def dropout_model() -> keras.Model:
     return keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
 
 
-def test_a_resumed_run_draws_the_random_numbers_an_uninterrupted_one_would(tmp_path, monkeypatch):
+@pytest.mark.parametrize("ema_momentum", [0.0, 0.9])
+def test_a_resumed_run_draws_the_random_numbers_an_uninterrupted_one_would(
+    tmp_path, monkeypatch, ema_momentum
+):
     """Keras's checkpoint leaves out the generators' states; without them epoch 2's dropout masks and
-    flips would differ after a resume, and so would the model."""
+    flips would differ after a resume, and so would the model. The weights' moving average resumes too."""
     monkeypatch.chdir(tmp_path)
     train, val = tiny_splits()
     params = BASE.model_copy(
-        update={"epochs": 2, "batch_size": 8, "label_smoothing": 0.0, "jit_compile": "off"}
+        update={
+            "epochs": 2,
+            "batch_size": 8,
+            "label_smoothing": 0.0,
+            "jit_compile": "off",
+            "ema_momentum": ema_momentum,
+        }
     )
     whole = dropout_model()
     train_resumable(whole, train, val, params, None, seed=0, backup=tmp_path / "whole")
@@ -245,3 +255,55 @@ def test_a_resumed_run_draws_the_random_numbers_an_uninterrupted_one_would(tmp_p
     assert resumed_history == history
     for a, b in zip(resumed.get_weights(), whole.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_exchanging_the_averaged_weights_twice_puts_everything_back():
+    train, _ = tiny_splits()
+    model = tiny_model()
+    model.compile(optimizer=make_optimizer(BASE.model_copy(update={"ema_momentum": 0.5}), 4), loss="mse")
+    for _ in range(3):  # train_on_batch, not fit: a fit's end writes the average into the model
+        model.train_on_batch(train.images[:8], keras.utils.to_categorical(train.labels[:8], 2))
+    weights = [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
+    averages = [keras.ops.convert_to_numpy(v) for v in model.optimizer._model_variables_moving_average]
+    assert not all(np.array_equal(w, a) for w, a in zip(weights, averages, strict=True))
+    exchange_averaged_weights(model)
+    for variable, average in zip(model.trainable_variables, averages, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), average)
+    exchange_averaged_weights(model)
+    for variable, weight in zip(model.trainable_variables, weights, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), weight)
+    plain = tiny_model()
+    plain.compile(optimizer=make_optimizer(BASE, 4), loss="mse")
+    exchange_averaged_weights(plain)  # no average: nothing to exchange, and no error
+
+
+def test_with_a_weight_average_the_model_handed_over_is_the_average_that_was_validated(tmp_path, monkeypatch):
+    """Same seed with and without `ema_momentum`: the same training (the average never leaks into it),
+    but the run with it validates, keeps and returns the average, not the last step's weights."""
+    monkeypatch.chdir(tmp_path)
+    train, val = tiny_splits()
+    runs = {}
+    for momentum in (0.0, 0.8):
+        keras.utils.set_random_seed(0)
+        params = BASE.model_copy(
+            update={
+                "epochs": 3,
+                "batch_size": 8,
+                "lr": 0.05,
+                "label_smoothing": 0.0,
+                "jit_compile": "off",
+                "ema_momentum": momentum,
+            }
+        )
+        model = tiny_model()
+        summary = train_resumable(model, train, val, params, None, seed=0, backup=tmp_path / f"b{momentum}")
+        history = json.loads((tmp_path / f"b{momentum}/history.json").read_text())
+        runs[momentum] = model, summary, history
+    (plain, _, plain_history), (averaged, summary, history) = runs[0.0], runs[0.8]
+    assert [h["loss"] for h in history] == pytest.approx([h["loss"] for h in plain_history], rel=1e-6)
+    assert [h["val_loss"] for h in history] != pytest.approx([h["val_loss"] for h in plain_history])
+    val_loss = averaged.evaluate(val.images, val.labels, batch_size=8, verbose=0, return_dict=True)["loss"]
+    assert val_loss == pytest.approx(summary["best/val_loss"], rel=1e-5)
+    assert not all(
+        np.array_equal(a, b) for a, b in zip(averaged.get_weights(), plain.get_weights(), strict=True)
+    )
