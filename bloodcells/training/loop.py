@@ -201,6 +201,9 @@ def train_resumable(
         metrics=["accuracy"],
         jit_compile=use_xla(params.jit_compile),
     )
+    if params.ema_momentum:
+        momentum = model.optimizer.ema_momentum if model.optimizer.use_ema else 0.0
+        print(f"weights averaged with momentum {momentum:g} (train.ema_momentum {params.ema_momentum:g})")
     batches = dict(
         batch_size=params.batch_size, seed=seed, one_hot=n_classes if params.label_smoothing else 0
     )

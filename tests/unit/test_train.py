@@ -26,7 +26,7 @@ from bloodcells.training.loop import (
     read_history,
     train_resumable,
 )
-from bloodcells.training.recipe import learning_rate, make_optimizer, plateau_decays
+from bloodcells.training.recipe import average_momentum, learning_rate, make_optimizer, plateau_decays
 from tests.conftest import group
 
 BASE = group("train", size=28, epochs=10, batch_size=32, lr=1e-3, schedule="plateau")
@@ -225,7 +225,7 @@ def dropout_model() -> keras.Model:
     return keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
 
 
-@pytest.mark.parametrize("ema_momentum", [0.0, 0.9])
+@pytest.mark.parametrize("ema_momentum", [0.0, 0.5])  # 0.5: below the cap of 8 and of 16 steps
 def test_a_resumed_run_draws_the_random_numbers_an_uninterrupted_one_would(
     tmp_path, monkeypatch, ema_momentum
 ):
@@ -236,7 +236,7 @@ def test_a_resumed_run_draws_the_random_numbers_an_uninterrupted_one_would(
     params = BASE.model_copy(
         update={
             "epochs": 2,
-            "batch_size": 8,
+            "batch_size": 4,
             "label_smoothing": 0.0,
             "jit_compile": "off",
             "ema_momentum": ema_momentum,
@@ -255,6 +255,15 @@ def test_a_resumed_run_draws_the_random_numbers_an_uninterrupted_one_would(
     assert resumed_history == history
     for a, b in zip(resumed.get_weights(), whole.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_average_forgets_the_initial_weights_by_the_end_of_the_run():
+    default = BASE.model_copy(update={"epochs": 30, "ema_momentum": 0.99})
+    assert average_momentum(default, steps_per_epoch=187) == 0.99  # 28 px: 5,610 steps leave it as it is
+    assert average_momentum(default.model_copy(update={"epochs": 2}), 4) == 0.5  # 1 - 4/8
+    assert average_momentum(default.model_copy(update={"epochs": 1}), 2) == 0.0  # a smoke run: no average
+    assert average_momentum(default.model_copy(update={"ema_momentum": 0.0}), 187) == 0.0
+    assert not make_optimizer(default.model_copy(update={"epochs": 1}), 2).use_ema
 
 
 def test_exchanging_the_averaged_weights_twice_puts_everything_back():
