@@ -124,6 +124,20 @@ def test_time_to_accuracy_trains_two_recipes_interleaved(capsys):
     assert output.index("epoch 1 ours") < output.index("epoch 1 report_skip")  # one epoch of each in turn
 
 
+def test_time_to_accuracy_takes_several_a_recipes_and_refuses_one_given_twice(capsys):
+    budget = str(PROJECT / "configs/budget_3_epochs.yaml")
+    output = output_of(
+        capsys, "time-to-accuracy", "--smoke", "--target", "0.01", "-S", "model=small_cnn",
+        "--a", "params.yaml", "--a", budget,
+    )  # fmt: skip
+    assert len(table_row(output, "1")) == 7  # the epoch, then accuracy and time for each of 3 recipes
+    assert "- ratio report_skip / ours (params.yaml): " in output
+    assert "- ratio report_skip / budget_3_epochs: " in output
+    report = str(PROJECT / "configs/report_skip.yaml")
+    code, _ = failure_of(capsys, "time-to-accuracy", "--smoke", "--a", report)
+    assert code == "recipe report_skip is given twice; give different --a/--b"
+
+
 def test_folder_decoding_prints_rates_memory_and_pixel_shift(capsys):
     output = output_of(capsys, "folder", "--smoke")
     row = table_row(output, "synthetic 360x363 (16 files)")
