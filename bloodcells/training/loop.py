@@ -109,13 +109,23 @@ def exchange_averaged_weights(model: keras.Model) -> None:
             average.assign(current)
 
 
+class ValidateAverage(keras.callbacks.Callback):
+    """Validation scores the moving average of the weights (`train.ema_momentum`), not the last step's."""
+
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        exchange_averaged_weights(self.model)  # a no-op without an average
+
+    def on_test_end(self, logs: dict | None = None) -> None:
+        exchange_averaged_weights(self.model)
+
+
 class RunState(keras.callbacks.BackupAndRestore):
     """BackupAndRestore that also keeps the run's history and best weights, and decides when to stop.
 
     At each epoch's end, in this order: refuse a non-finite loss, record the epoch, keep the best
     weights, decay a plateaued learning rate, stop early, rewrite the curves, then checkpoint. With a
-    moving average of the weights (`train.ema_momentum`), validation scores the average and the best
-    epoch keeps it; the checkpoint keeps both, as training left them.
+    moving average of the weights (`train.ema_momentum`), the best epoch keeps the average (which
+    `ValidateAverage` validated); the checkpoint keeps both, as training left them.
     """
 
     def __init__(self, backup: Path, params: TrainParams, history: list[dict[str, float]]):
@@ -134,12 +144,6 @@ class RunState(keras.callbacks.BackupAndRestore):
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch_start = time.perf_counter()
-
-    def on_test_begin(self, logs: dict | None = None) -> None:
-        exchange_averaged_weights(self.model)  # validate the average (a no-op without one)
-
-    def on_test_end(self, logs: dict | None = None) -> None:
-        exchange_averaged_weights(self.model)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = {key: float(value) for key, value in (logs or {}).items()}
@@ -219,7 +223,7 @@ def train_resumable(
                 **val_inputs.validation_args(),
                 epochs=params.epochs,
                 class_weight=class_weight,
-                callbacks=[state],
+                callbacks=[ValidateAverage(), state],
                 verbose=2,
             )
         except Diverged:

@@ -126,7 +126,7 @@ class Runner:
         import keras
 
         from bloodcells.training.inputs import make_inputs
-        from bloodcells.training.loop import PLATEAU_MIN_DELTA, best_epoch
+        from bloodcells.training.loop import PLATEAU_MIN_DELTA, ValidateAverage, best_epoch
         from bloodcells.training.recipe import plateau_decays
 
         train, epoch = self.params.train, len(self.history)
@@ -142,6 +142,7 @@ class Runner:
             initial_epoch=epoch,
             epochs=epoch + 1,
             class_weight=self.class_weight,
+            callbacks=[ValidateAverage()],
             verbose=0,
         )
         logs = {key: float(values[-1]) for key, values in fit.history.items()}
