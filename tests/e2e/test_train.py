@@ -49,7 +49,10 @@ def weights(repo: Path) -> list[np.ndarray]:
 def checkpointed_epochs(repo: Path) -> int:
     """Epochs the train stage's checkpoint holds (0 before the first one)."""
     found = list((repo / "data/train-backup").glob("*/training_metadata.json"))
-    return json.loads(found[0].read_text())["epoch"] if found else 0
+    try:
+        return json.loads(found[0].read_text())["epoch"] if found else 0
+    except json.JSONDecodeError:  # Keras truncates, then writes it: read in between, it is empty
+        return 0
 
 
 def repro_killed_after(repo: Path, epochs: int, timeout: float = 300) -> str:
