@@ -30,7 +30,7 @@ from bloodcells.core.stage import StageError
 from bloodcells.data.splits import Split
 from bloodcells.training.devices import use_xla
 from bloodcells.training.inputs import make_inputs
-from bloodcells.training.recipe import make_loss, make_optimizer, plateau_decays
+from bloodcells.training.recipe import average_momentum, make_loss, make_optimizer, plateau_decays
 
 PLATEAU_MIN_DELTA = 1e-4  # as Keras's ReduceLROnPlateau
 
@@ -206,7 +206,7 @@ def train_resumable(
         jit_compile=use_xla(params.jit_compile),
     )
     if params.ema_momentum:
-        momentum = model.optimizer.ema_momentum if model.optimizer.use_ema else 0.0
+        momentum = average_momentum(params, steps_per_epoch)
         print(f"weights averaged with momentum {momentum:g} (train.ema_momentum {params.ema_momentum:g})")
     batches = dict(
         batch_size=params.batch_size, seed=seed, one_hot=n_classes if params.label_smoothing else 0

@@ -37,7 +37,7 @@ def make_optimizer(params: TrainParams, steps_per_epoch: int) -> keras.optimizer
     """
     rate = learning_rate(params, steps_per_epoch)
     momentum = average_momentum(params, steps_per_epoch)
-    average = dict(use_ema=momentum > 0, ema_momentum=momentum or 0.99)
+    average = dict(use_ema=momentum > 0, ema_momentum=momentum)
     if params.optimizer == "adamw":
         return keras.optimizers.AdamW(learning_rate=rate, weight_decay=params.weight_decay, **average)
     return keras.optimizers.Adam(learning_rate=rate, **average)
