@@ -85,6 +85,11 @@ def add_predict(commands) -> None:
     predict.add_argument("--tta", type=int, default=1, metavar="VIEWS",
                          help="average over this many rotations/flips, 1-8 (default 1: none)")
     predict.add_argument("--batch-size", type=int, default=256, help="images per batch (default %(default)s)")
+    predict.add_argument(
+        "--adapt", action="store_true",
+        help="re-estimate BatchNorm statistics on these images first (label-free test-time adaptation to "
+        "another lab's slides; needs 128 images at least)",
+    )
     predict.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     predict.set_defaults(run=predict_command)
 
@@ -120,17 +125,21 @@ def validate_command(args: argparse.Namespace) -> None:
     """Score the trained model on an external labelled folder (params `external`, `evaluate`)."""
     from bloodcells.core.params import load_params
     from bloodcells.core.stage import StageError
-    from bloodcells.evaluation.external import validate_external
+    from bloodcells.evaluation.external import parse_class_mapping, validate_external
 
     try:
-        metrics = validate_external(load_params(), args.path)
+        classes = parse_class_mapping(args.classes) if args.classes else None
+        metrics = validate_external(load_params(), args.path, classes, args.adapt)
     except StageError as error:
         raise ValueError(str(error)) from None
+    kind = "external-adapted" if args.adapt else "external"
+    where = f"metrics/{kind}/, plots/{kind}/"
     print(
         f"{metrics['path']}: {metrics['images']} images of {len(metrics['classes'])} mapped classes, "
+        f"{'BatchNorm adapted to them, ' if args.adapt else ''}"
         f"accuracy {metrics['accuracy']:.4f}, balanced {metrics['balanced_accuracy']:.4f}, "
         f"macro-F1 {metrics['macro_f1']:.4f}; {metrics['outside_mapped_classes']:.1%} predicted outside "
-        "them (metrics/external/, plots/external/)"
+        f"them ({where})"
     )
 
 
@@ -151,6 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
         "validate", help="score the trained model on another labelled image folder (params `external`)"
     )
     validate.add_argument("--path", help="the folder (default: external.path in params.yaml)")
+    validate.add_argument(
+        "--classes", metavar="MAPPING",
+        help='folder name -> model class, as JSON/YAML (\'{"eosi": "eosinophil"}\') or a file holding it '
+        "(default: external.classes in params.yaml)",
+    )
+    validate.add_argument(
+        "--adapt", action="store_true",
+        help="re-estimate BatchNorm statistics on the folder's images first (label-free test-time "
+        "adaptation; written to metrics/external-adapted/ and plots/external-adapted/)",
+    )
     validate.set_defaults(run=validate_command)
     return parser
 

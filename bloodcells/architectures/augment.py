@@ -4,8 +4,9 @@ Being layers, augmentation runs on whatever backend and device the model does (n
 Python, no ImageDataGenerator), is saved with the model and switches itself off at inference.
 Rotations by 90 degrees and flips are exact symmetries of a cell image: a cell has no "up".
 Crop-zoom (a little scale change), zoom in/out (another microscope's magnification), RGB colour
-jitter and haematoxylin-eosin-DAB stain jitter (stain differences between labs) are off by
-default; every switch is in the `augment` params group. Custom layers use keras.ops and
+jitter and haematoxylin-eosin-DAB stain jitter (stain differences between labs), gamma (another
+camera's response) and blur (another microscope's focus) are off by default; every switch is in the
+`augment` params group. Custom layers use keras.ops and
 keras.random only, so they run on any backend.
 """
 
@@ -180,10 +181,60 @@ class RandomHEDJitter(SeededAugmentation):
         return ops.cast(ops.clip(rgb, 0.0, 1.0), dtype)
 
 
+@keras.saving.register_keras_serializable(package="bloodcells")
+class RandomGamma(SeededAugmentation):
+    """Raise each image to a power in [1/(1+r), 1+r], drawn in log scale (training only).
+
+    Another camera's response curve or exposure: mid-tones move, black and white stay. Expects
+    images in [0, 1] and keeps them there.
+    """
+
+    settings = ("gamma_range",)
+
+    def __init__(self, gamma_range: float = 0.3, seed: int | None = None, **kwargs) -> None:
+        super().__init__(seed=seed, **kwargs)
+        self.gamma_range = gamma_range
+
+    def augment(self, images):
+        limit = math.log1p(self.gamma_range)
+        batch = ops.shape(images)[0]
+        gamma = ops.exp(keras.random.uniform((batch, 1, 1, 1), -limit, limit, seed=self.seed_generator))
+        return ops.power(ops.maximum(images, 1e-6), ops.cast(gamma, images.dtype))
+
+
+@keras.saving.register_keras_serializable(package="bloodcells")
+class RandomBlur(SeededAugmentation):
+    """Gaussian blur with a sigma in [0, max_sigma] pixels per image (training only).
+
+    Another microscope's focus and optics: a separable 5-tap kernel whose weights are computed per
+    image (sigma 0 is the identity), edges reflected.
+    """
+
+    settings = ("max_sigma",)
+    radius = 2  # taps each side: enough for sigma up to about 1.5 px
+
+    def __init__(self, max_sigma: float = 1.0, seed: int | None = None, **kwargs) -> None:
+        super().__init__(seed=seed, **kwargs)
+        self.max_sigma = max_sigma
+
+    def augment(self, images):
+        batch = ops.shape(images)[0]
+        sigma = keras.random.uniform((batch, 1), 0.0, self.max_sigma, seed=self.seed_generator)
+        offsets = ops.cast(ops.arange(-self.radius, self.radius + 1), "float32")[None, :]  # (1, 5)
+        weights = ops.exp(-(offsets**2) / (2 * ops.maximum(sigma, 1e-3) ** 2))  # (N, 5)
+        weights = ops.cast(weights / ops.sum(weights, axis=1, keepdims=True), images.dtype)
+        r, height, width = self.radius, images.shape[1], images.shape[2]
+        padded = ops.pad(images, [[0, 0], [r, r], [0, 0], [0, 0]], mode="reflect")
+        rows = sum(weights[:, k, None, None, None] * padded[:, k : k + height] for k in range(2 * r + 1))
+        padded = ops.pad(rows, [[0, 0], [0, 0], [r, r], [0, 0]], mode="reflect")
+        return sum(weights[:, k, None, None, None] * padded[:, :, k : k + width] for k in range(2 * r + 1))
+
+
 # Every switch off: what a builder given `augment=None` starts from (crop and jitter amounts unused).
 NO_AUGMENT = AugmentParams(
     rot90=False, flip=False, crop_zoom=False, crop_min_area=0.9, color_jitter=False,
     color_jitter_strength=0.05, zoom=False, zoom_range=0.15, hed_jitter=False, hed_jitter_strength=0.05,
+    gamma=False, gamma_range=0.3, blur=False, blur_sigma=1.0,
 )
 
 
@@ -202,4 +253,8 @@ def augmentation_layers(params: AugmentParams, seed: int | None = None) -> list[
         stack.append(RandomStainJitter(params.color_jitter_strength, seed=seed, name="augment_color_jitter"))
     if params.hed_jitter:
         stack.append(RandomHEDJitter(params.hed_jitter_strength, seed=seed, name="augment_hed_jitter"))
+    if params.gamma:
+        stack.append(RandomGamma(params.gamma_range, seed=seed, name="augment_gamma"))
+    if params.blur:
+        stack.append(RandomBlur(params.blur_sigma, seed=seed, name="augment_blur"))
     return stack

@@ -95,7 +95,8 @@ class PreprocessParams(_Group):
     check_split_sizes: bool
     drop_cross_split_duplicates: bool
     near_duplicate_distance: Annotated[int, Field(ge=0, le=32)] | None
-    stain_normalization: Literal["none", "reinhard"]
+    stain_normalization: Literal["none", "reinhard", "macenko"]
+    cell_crop: Annotated[float, Field(gt=0.0, le=1.0)] | None
 
 
 class ClassWeightParams(_Group):
@@ -117,6 +118,10 @@ class AugmentParams(_Group):
     zoom_range: Fraction
     hed_jitter: bool
     hed_jitter_strength: Annotated[float, Field(ge=0.0, le=0.5)]
+    gamma: bool
+    gamma_range: Fraction
+    blur: bool
+    blur_sigma: Annotated[float, Field(gt=0.0, le=1.5)]  # RandomBlur's 5 taps hold sigma <= 1.5 px
 
 
 class TrainParams(_Group):

@@ -36,6 +36,8 @@ EVAL_METRICS_FILE = EVAL_METRICS_DIR / "metrics.json"  # the headline figures
 EXPORT_DIR = MODEL_DIR / "export"  # export: the deployable model, its formats and card (the DVC artifact)
 EXTERNAL_METRICS_DIR = Path("metrics/external")  # `bloodcells validate`: another lab's labelled folder
 EXTERNAL_PLOTS_DIR = Path("plots/external")
+ADAPTED_METRICS_DIR = Path("metrics/external-adapted")  # `bloodcells validate --adapt`: kept apart
+ADAPTED_PLOTS_DIR = Path("plots/external-adapted")
 
 # DVC runs queued and --temp experiments in a copy of the repository under this folder.
 _EXPERIMENT_COPIES = (".dvc", "tmp", "exps")

@@ -19,6 +19,7 @@ from bloodcells.core.files import write_json, write_npy
 from bloodcells.core.params import DataParams, PreprocessParams
 from bloodcells.core.paths import preprocessed_dir, raw_path
 from bloodcells.core.stage import require
+from bloodcells.data.cell_crop import cell_crop
 from bloodcells.data.medmnist import dataset_info
 from bloodcells.data.near_duplicates import dihedral_hashes, near_duplicate_report
 from bloodcells.data.splits import SPLITS, Split, read_class_names, read_decoding
@@ -198,6 +199,19 @@ def normalize_stains(splits: dict[str, Split], method: str) -> tuple[dict[str, S
     }, record
 
 
+def crop_cells(
+    splits: dict[str, Split], fill: float | None
+) -> tuple[dict[str, Split], dict[str, Any] | None]:
+    """Cut every image around its stained cell (bloodcells.data.cell_crop); the record says how it went."""
+    if fill is None:
+        return splits, None
+    cropped, outcomes = {}, {}
+    for split, data in splits.items():
+        images, outcomes[split] = cell_crop(np.asarray(data.images), fill)
+        cropped[split] = Split(images=images, labels=data.labels)
+    return cropped, {"fill": fill, "outcomes": outcomes}
+
+
 def summarize(splits: dict[str, Split], names: list[str]) -> dict[str, Any]:
     """Counts per class per split, train channel mean/std in [0, 1], and duplicates."""
     counts = {
@@ -238,12 +252,14 @@ def preprocess(size: int, data: DataParams, params: PreprocessParams) -> dict[st
     near = None
     if params.near_duplicate_distance is not None:
         near = find_near_duplicates(splits, params.near_duplicate_distance)  # on the images as given
+    splits, crop = crop_cells(splits, params.cell_crop)  # on the colours as decoded, before stains move
     splits, stain = normalize_stains(splits, params.stain_normalization)
     summary = summarize(splits, names)
     summary |= {
         "dropped_cross_split_duplicates": dropped,
         "decoding": read_decoding(),
         "near_duplicates": near,
+        "cell_crop": crop,
         "stain_normalization": stain,
     }
     write_preprocessed(splits, summary, preprocessed_dir(size))

@@ -1,14 +1,18 @@
-"""Stain normalisation of inputs (Reinhard, in CIELAB) and the haematoxylin-eosin-DAB colour maths.
+"""Stain normalisation of inputs (Reinhard in CIELAB, Macenko in optical density) and the HED colour maths.
 
 Another lab's slides differ in stain. Reinhard's method moves each image's per-channel Lab mean and
 standard deviation onto a target's; here the target is the train split's average (of per-image means
-and of per-image standard deviations), computed once by the preprocess stage and recorded in
-summary.json (and the model card), so prediction applies the very same transform to new images.
-Colour conversions are scikit-image's (rgb2lab/lab2rgb; rgb2hed's stain matrix).
+and of per-image standard deviations). Macenko's method finds each image's two stain vectors in
+optical density and re-renders its stain amounts with the target's vectors and maxima; the target
+is fitted on a mosaic of train images. Either target is computed once by the preprocess stage and
+recorded in summary.json (and the model card), so prediction applies the very same transform to new
+images. Colour conversions are scikit-image's (rgb2lab/lab2rgb; rgb2hed's stain matrix); Macenko is
+torchstain's numpy implementation (no torch involved).
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -16,7 +20,8 @@ from skimage.color import hed_from_rgb, lab2rgb, rgb2lab, rgb_from_hed
 
 CHUNK = 2048  # images per conversion step: bounded memory at 128 px
 MIN_STD = 1e-3  # a flat channel (a blank image) is shifted, not blown up
-METHODS = ("none", "reinhard")
+METHODS = ("none", "reinhard", "macenko")
+MACENKO_FIT_IMAGES = 1024  # train images in the mosaic the Macenko target is fitted on (seeded draw)
 # skimage's separate_stains clamps to 1e-6 before the log and divides by log(1e-6): densities in [0, 1]
 LOG_ADJUST = float(np.log(1e-6))
 HED_FROM_RGB = np.asarray(hed_from_rgb, dtype=np.float64)
@@ -65,12 +70,50 @@ def reinhard_normalize(images: np.ndarray, target: dict[str, Any]) -> np.ndarray
     return out
 
 
+def macenko_target(images: np.ndarray, seed: int = 0) -> dict[str, Any]:
+    """Macenko's reference stain vectors (3 x 2) and 99th-percentile stain amounts from train images."""
+    from torchstain.numpy.normalizers import NumpyMacenkoNormalizer
+
+    pick = np.random.default_rng(seed).permutation(len(images))[:MACENKO_FIT_IMAGES]
+    normalizer = NumpyMacenkoNormalizer()
+    normalizer.fit(np.concatenate(list(images[np.sort(pick)]), axis=0))  # one tall mosaic image
+    return {
+        "method": "macenko",
+        "implementation": "torchstain.numpy NumpyMacenkoNormalizer (Io 240, alpha 1, beta 0.15)",
+        "stain_vectors": [[round(float(v), 6) for v in row] for row in normalizer.HERef],
+        "max_concentrations": [round(float(v), 6) for v in normalizer.maxCRef],
+    }
+
+
+def macenko_normalize(images: np.ndarray, target: dict[str, Any]) -> np.ndarray:
+    """Each image re-rendered with the target's stain vectors; an image whose stains cannot be
+    estimated (a blank field: too few stained pixels) is left as it is."""
+    from torchstain.numpy.normalizers import NumpyMacenkoNormalizer
+
+    normalizer = NumpyMacenkoNormalizer()
+    normalizer.HERef = np.asarray(target["stain_vectors"], dtype=np.float64)
+    normalizer.maxCRef = np.asarray(target["max_concentrations"], dtype=np.float64)
+    out = images.copy()
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's on the empty pixel set of a blank field
+        for i, image in enumerate(images):
+            try:
+                normalized, _, _ = normalizer.normalize(image, stains=False)
+            except (np.linalg.LinAlgError, ValueError, IndexError):
+                continue
+            if np.isfinite(normalized).all():
+                out[i] = normalized
+    return out
+
+
 def fit_stain_normalization(method: str, train_images: np.ndarray) -> dict[str, Any]:
     """The record of `preprocess.stain_normalization` for summary.json: the method and its target."""
     if method == "none":
         return {"method": "none"}
     if method == "reinhard":
         return reinhard_target(train_images)
+    if method == "macenko":
+        return macenko_target(train_images)
     raise ValueError(f"preprocess.stain_normalization: unknown {method!r}; known: {', '.join(METHODS)}")
 
 
@@ -81,6 +124,8 @@ def apply_stain_normalization(images: np.ndarray, record: dict[str, Any] | None)
         return images
     if method == "reinhard":
         return reinhard_normalize(images, record)
+    if method == "macenko":
+        return macenko_normalize(images, record)
     raise ValueError(f"stain normalisation {method!r} unknown to this version; known: {', '.join(METHODS)}")
 
 

@@ -3,8 +3,11 @@
 Another lab's folder has its own class names (EOSINOPHIL, lymph, ...) and usually only some of the
 model's classes. `external.classes` maps folder names to the model's class names; folders left out
 of the mapping are not scored. Images are decoded exactly as the training images were (the model
-card's `decoding`: crop side and filter, at the model's input size) and stain-normalised as they were
-(the card's `stain_normalization`), then predicted with the evaluate stage's test-time augmentation.
+card's `decoding`: crop side and filter, at the model's input size), cut around the cell and
+stain-normalised as they were (the card's `cell_crop` and `stain_normalization`, through
+bloodcells.data.prepare), then predicted with the evaluate stage's test-time augmentation. With
+`adapt`, the model's BatchNorm statistics are first re-estimated on the folder's images (labels
+unused: label-free test-time adaptation), and everything is written to the `-adapted` folders.
 Metrics are over the mapped classes only: the model's probabilities are restricted to those classes
 and renormalised (the share of images whose overall top class lies outside them is reported too).
 Same metrics, tables and figures as the evaluate stage, in metrics/external/ and plots/external/.
@@ -18,12 +21,18 @@ from typing import Any
 import numpy as np
 
 from bloodcells.core.files import staged_folders, write_json
-from bloodcells.core.params import Params
-from bloodcells.core.paths import EXTERNAL_METRICS_DIR, EXTERNAL_PLOTS_DIR, user_path
+from bloodcells.core.params import EvaluateParams, Params
+from bloodcells.core.paths import (
+    ADAPTED_METRICS_DIR,
+    ADAPTED_PLOTS_DIR,
+    EXTERNAL_METRICS_DIR,
+    EXTERNAL_PLOTS_DIR,
+    user_path,
+)
 from bloodcells.core.stage import StageError
 from bloodcells.data.decode import Recipe, decode_files
 from bloodcells.data.folder_layout import FolderError, scan_folder
-from bloodcells.data.stain import apply_stain_normalization
+from bloodcells.data.prepare import prepare
 from bloodcells.evaluation import plots
 from bloodcells.evaluation.curves import pr_rows, roc_rows
 from bloodcells.evaluation.gallery import confident_mistakes, pick_per_class, prediction_titles
@@ -35,9 +44,31 @@ from bloodcells.evaluation.metrics import (
 )
 from bloodcells.evaluation.report import load_trained_model, read_card, save_figure, write_tables
 from bloodcells.evaluation.tta import predict_probabilities
+from bloodcells.evaluation.uncertainty import bootstrap_intervals
+from bloodcells.training.loop import adapt_batchnorm
 
 PREDICT_BATCH = 256
-HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "auc", "ece", "images", "outside_mapped_classes")
+HEADLINE = (
+    "accuracy", "balanced_accuracy", "macro_f1", "auc", "ece", "images", "outside_mapped_classes", "adapted"
+)
+
+
+def parse_class_mapping(text: str) -> dict[str, str]:
+    """`--classes`: a JSON/YAML mapping of folder name to model class, inline or in a named file."""
+    import yaml
+
+    source = Path(text)
+    try:
+        value = yaml.safe_load(source.read_text() if source.is_file() else text)
+    except yaml.YAMLError as error:
+        reason = str(error).splitlines()[0]
+        raise StageError(f"--classes: neither a file nor a JSON/YAML mapping ({reason})") from None
+    pairs = value.items() if isinstance(value, dict) else []
+    if not pairs or not all(isinstance(k, str) and isinstance(v, str) for k, v in pairs):
+        raise StageError(
+            '--classes: expected a mapping of folder name to model class, e.g. \'{"eosi": "eosinophil"}\''
+        )
+    return value
 
 
 def class_mapping(
@@ -76,7 +107,7 @@ def load_external(path: Path, mapping: dict[str, str] | None, card: dict[str, An
     keep = [i for i, error in enumerate(decoded.errors) if error is None]
     if not keep:
         raise StageError(f"external.path {str(path)!r}: none of the mapped classes' files could be decoded")
-    images = apply_stain_normalization(decoded.images[recipe.sizes[0]][keep], card.get("stain_normalization"))
+    images, crop_outcomes = prepare(decoded.images[recipe.sizes[0]][keep], card)
     labels = np.array([classes.index(mapped[files[i].label_name]) for i in keep], dtype=np.int64)
     return {
         "images": images,
@@ -87,11 +118,15 @@ def load_external(path: Path, mapping: dict[str, str] | None, card: dict[str, An
             {"path": files[i].path, "reason": decoded.errors[i]} for i, e in enumerate(decoded.errors) if e
         ],
         "left_out_classes": sorted(set(found) - set(mapped)),
+        "cell_crop_outcomes": crop_outcomes,
     }
 
 
-def validate_external(params: Params, path: str | None = None) -> dict[str, Any]:
-    """Predict an external labelled folder; write metrics/external/ and plots/external/; return metrics."""
+def validate_external(
+    params: Params, path: str | None = None, classes: dict[str, str] | None = None, adapt: bool = False
+) -> dict[str, Any]:
+    """Predict an external labelled folder; write metrics/external/ and plots/external/ (`-adapted`
+    with `adapt`); return the metrics. `path` and `classes` override `external.path`/`.classes`."""
     settings = params.external
     folder = path or settings.path
     if folder is None:
@@ -99,28 +134,28 @@ def validate_external(params: Params, path: str | None = None) -> dict[str, Any]
             "external.path is not set: point it at a class-per-folder image set (or pass --path)"
         )
     card = read_card()
-    data = load_external(user_path(folder), settings.classes, card)
+    data = load_external(user_path(folder), classes or settings.classes, card)
     model = load_trained_model()
+    if adapt:
+        adapt_batchnorm(model, data["images"], params.seed)
     views = params.evaluate.tta_views
     full = predict_probabilities(model, data["images"], PREDICT_BATCH, views)
-    columns = sorted(
-        set(data["labels"].tolist()) | {card["classes"].index(c) for c in data["mapping"].values()}
+    metrics_folder, plots_folder = (
+        (ADAPTED_METRICS_DIR, ADAPTED_PLOTS_DIR) if adapt else (EXTERNAL_METRICS_DIR, EXTERNAL_PLOTS_DIR)
     )
-    names = [card["classes"][c] for c in columns]
-    restricted = full[:, columns] / np.maximum(full[:, columns].sum(axis=1, keepdims=True), 1e-12)
-    y_true = np.searchsorted(columns, data["labels"])
-    metrics = classification_metrics(y_true, restricted, params.evaluate.calibration_bins)
+    scored = score_external(full, data, card["classes"], params.evaluate, params.seed)
+    y_true, restricted, names = scored["y_true"], scored["scores"], scored["classes"]
+    metrics = scored["metrics"]
     metrics |= {
-        "images": len(y_true),
-        "classes": names,
-        "outside_mapped_classes": float(np.mean(~np.isin(full.argmax(axis=1), columns))),
         "mapping": data["mapping"],
         "left_out_classes": data["left_out_classes"],
         "skipped": data["skipped"],
         "path": str(folder),
         "views": views,
+        "adapted": adapt,
+        "cell_crop_outcomes": data["cell_crop_outcomes"],
     }
-    with staged_folders(EXTERNAL_METRICS_DIR, EXTERNAL_PLOTS_DIR) as (metrics_dir, plots_dir):
+    with staged_folders(metrics_folder, plots_folder) as (metrics_dir, plots_dir):
         bins = calibration_bins(y_true, restricted, params.evaluate.calibration_bins)
         per_class = write_tables(plots_dir, y_true, restricted, names, bins)
         draw_external_figures(
@@ -130,6 +165,31 @@ def validate_external(params: Params, path: str | None = None) -> dict[str, Any]
         write_json(metrics_dir / "report.json", metrics)
         write_json(metrics_dir / "metrics.json", {key: metrics[key] for key in HEADLINE})
     return metrics
+
+
+def score_external(
+    full: np.ndarray, data: dict[str, Any], model_classes: list[str], settings: EvaluateParams, seed: int
+) -> dict[str, Any]:
+    """Metrics over the mapped classes: probabilities restricted to them and renormalised, with 95%
+    bootstrap intervals (stratified, `evaluate.bootstrap_resamples`) and the share of images whose
+    top class overall lies outside them. Returns labels, restricted scores, class names, metrics."""
+    mapped = {model_classes.index(name) for name in data["mapping"].values()}
+    columns = sorted(set(data["labels"].tolist()) | mapped)
+    names = [model_classes[c] for c in columns]
+    restricted = full[:, columns] / np.maximum(full[:, columns].sum(axis=1, keepdims=True), 1e-12)
+    y_true = np.searchsorted(columns, data["labels"])
+    metrics = classification_metrics(y_true, restricted, settings.calibration_bins)
+    intervals = bootstrap_intervals(
+        y_true, restricted.argmax(axis=1), len(columns), settings.bootstrap_resamples, seed
+    )
+    metrics |= {
+        "intervals_95": {name: [round(low, 6), round(high, 6)] for name, (low, high) in intervals.items()},
+        "confusion": confusion(y_true, restricted.argmax(axis=1), len(columns)).tolist(),
+        "images": len(y_true),
+        "classes": names,
+        "outside_mapped_classes": float(np.mean(~np.isin(full.argmax(axis=1), columns))),
+    }
+    return {"y_true": y_true, "scores": restricted, "classes": names, "metrics": metrics}
 
 
 def draw_external_figures(

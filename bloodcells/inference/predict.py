@@ -56,8 +56,12 @@ def predict(
     batch_size: int = BATCH_SIZE,
     tta: int = 1,
     progress: bool = True,
+    adapt: bool = False,
 ) -> Predictions:
-    """Classify every image under `inputs`; write the CSV (and overlays) when paths are given."""
+    """Classify every image under `inputs`; write the CSV (and overlays) when paths are given.
+
+    With `adapt`, the model's BatchNorm statistics are first re-estimated on these images.
+    """
     recipe = recipe_from_card(read_card(model_dir))
     start = time.perf_counter()
     batch = load_inputs(inputs, recipe, progress=progress)
@@ -65,15 +69,17 @@ def predict(
     report_skipped(batch)
     predictor = Predictor(model_dir)
     start = time.perf_counter()
-    probs = predictor.probabilities(
-        batch.images, batch_size, tta, progress=progress and len(batch.names) > PROGRESS_AFTER
-    )
+    images = predictor.prepare(batch.images)
+    if adapt:
+        predictor.adapt(images)
+    show_progress = progress and len(batch.names) > PROGRESS_AFTER
+    probs = predictor.probabilities(images, batch_size, tta, progress=show_progress)
     rows = prediction_rows(batch.names, probs, predictor.classes)
     seconds = decode_seconds + time.perf_counter() - start
     if out_csv is not None:
         write_csv(out_csv, rows)
     if gradcam_dir is not None and batch.names:
-        write_overlays(predictor, batch.images, probs.argmax(axis=1), batch.names, gradcam_dir, batch_size)
+        write_overlays(predictor, images, probs.argmax(axis=1), batch.names, gradcam_dir, batch_size)
     return Predictions(rows=rows, skipped=batch.skipped, seconds=seconds)
 
 
@@ -98,7 +104,7 @@ def predict_command(args) -> None:
         model_dir = model_dir.parent  # `predict models/model.keras ...` means the folder
     result = predict(
         model_dir, args.inputs, Path(args.out), Path(args.gradcam) if args.gradcam else None,
-        args.batch_size, args.tta, progress=not args.quiet,
+        args.batch_size, args.tta, progress=not args.quiet, adapt=args.adapt,
     )
     n = len(result.rows)
     rate = n / result.seconds if result.seconds > 0 else float("nan")

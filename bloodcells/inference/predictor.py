@@ -1,8 +1,9 @@
 """A trained model loaded once, with its card: class probabilities in batches, TTA, Grad-CAM overlays.
 
 `Predictor(folder)` reads `model.keras` and `model.json` from a folder the pipeline wrote (models/, or
-models/export/). The card says how images must be decoded (see preprocessing.py) and, when the model
-was calibrated, the temperature that divides its log-probabilities.
+models/export/). The card says how images must be decoded (see preprocessing.py), which transforms
+the training arrays went through after decoding (cell crop, stain normalisation: `prepare`), and,
+when the model was calibrated, the temperature that divides its log-probabilities.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from bloodcells.data.decode import Recipe
+from bloodcells.data.prepare import prepare
 from bloodcells.evaluation.calibration import apply_temperature
 from bloodcells.inference.preprocessing import recipe_from_card
 
@@ -68,6 +70,17 @@ class Predictor:
         self.temperature = float(self.card.get("temperature") or 1.0)
         self.model = load_keras_model(self.folder / MODEL_NAME)
         self._gradcam_layer: str | None = None
+
+    def prepare(self, images: np.ndarray) -> np.ndarray:
+        """Decoded images as the training arrays were made: the card's cell crop and stain normalisation."""
+        prepared, _ = prepare(images, self.card)
+        return prepared
+
+    def adapt(self, images: np.ndarray, seed: int = 0) -> int:
+        """Re-estimate BatchNorm statistics on prepared `images` (label-free); the batches used."""
+        from bloodcells.training.loop import adapt_batchnorm
+
+        return adapt_batchnorm(self.model, images, seed)
 
     def probabilities(
         self, images: np.ndarray, batch_size: int = BATCH_SIZE, tta: int = 1, progress: bool = False

@@ -118,10 +118,10 @@ def classify_uploads(predictor: Predictor, uploads: list[tuple[str, bytes]]) -> 
         more = len(uploads) - MAX_FILES
         cards.append(error_html(f"{more} more file(s)", f"at most {MAX_FILES} per upload"))
     if good:
-        images = np.stack([image for _, _, image in good])
+        images = predictor.prepare(np.stack([image for _, _, image in good]))
         probs = predictor.probabilities(images)
         heat = predictor.heatmaps(images, probs.argmax(axis=1))
-        for (slot, name, image), p, h in zip(good, probs, heat, strict=True):
+        for (slot, name, _), image, p, h in zip(good, images, probs, heat, strict=True):
             pictures = overlay_png(image, None), overlay_png(image, h)
             cards[slot] = result_html(name, p, *pictures, predictor.classes)
     return "".join(card or "" for card in cards)

@@ -90,7 +90,8 @@ def train_model(params: Params) -> dict[str, Any]:
         "classes": classes,
         "input_shape": summary["image_shape"],
         "decoding": summary.get("decoding"),
-        "stain_normalization": summary.get("stain_normalization"),  # apply to new images before predicting
+        "cell_crop": summary.get("cell_crop"),  # bloodcells.data.prepare replays both on new images
+        "stain_normalization": summary.get("stain_normalization"),
         **result,
         **fit_val_temperature(model, val),
         "backend": keras.backend.backend(),

@@ -10,6 +10,7 @@
     python -m scripts.bench preprocess-memory     # peak RSS of preprocess at 128 and 224 px
     python -m scripts.bench near-duplicates       # near-duplicate pairs across the rebuild's splits
     python -m scripts.bench stain-shift --epochs 5   # accuracy on a stain/scale/JPEG-shifted test copy
+    python -m scripts.bench cross-lab --epochs 8     # each lever trained on PBC, scored on LISC's real slides
 
 `<benchmark> --help` says more; `--smoke` (where offered) runs it on tiny synthetic inputs in seconds.
 """
@@ -33,6 +34,7 @@ BENCHMARKS = {  # subcommand -> module of scripts.bench
     "preprocess-memory": "preprocess_memory",
     "near-duplicates": "near_duplicates",
     "stain-shift": "stain_shift",
+    "cross-lab": "cross_lab",
 }
 
 

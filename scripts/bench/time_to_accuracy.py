@@ -177,7 +177,7 @@ class Runner:
         running = [[v.numpy() for v in (layer.moving_mean, layer.moving_variance)] for layer in norms]
         if norms:
             start = time.perf_counter()
-            recompute_batchnorm(self.model, self.splits["train"], train.batch_size, self.params.seed)
+            recompute_batchnorm(self.model, self.splits["train"].images, train.batch_size, self.params.seed)
             self.batchnorm_seconds = time.perf_counter() - start
         scores = predict_probabilities(self.model, test.images, PREDICT_BATCH, self.params.evaluate.tta_views)
         for layer, (mean, variance) in zip(norms, running, strict=True):

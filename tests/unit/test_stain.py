@@ -7,12 +7,20 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from PIL import Image
 from skimage.color import hed2rgb, rgb2hed
 
 from bloodcells.architectures import create_model
-from bloodcells.architectures.augment import RandomHEDJitter, RandomZoom, augmentation_layers
+from bloodcells.architectures.augment import (
+    RandomBlur,
+    RandomGamma,
+    RandomHEDJitter,
+    RandomZoom,
+    augmentation_layers,
+)
 from bloodcells.core.params import load_params
-from bloodcells.data.preprocess import normalize_stains
+from bloodcells.data.prepare import prepare
+from bloodcells.data.preprocess import crop_cells, normalize_stains
 from bloodcells.data.splits import Split
 from bloodcells.data.stain import (
     apply_stain_normalization,
@@ -23,9 +31,11 @@ from bloodcells.data.stain import (
 )
 from bloodcells.evaluation.shift import Shift, shifted_copy
 from tests.augmented_folder import cell
+from tests.conftest import SHARED_DATA
 
 PROJECT = Path(__file__).resolve().parents[2]
 AUGMENT = load_params(PROJECT / "params.yaml").augment
+PBC_SAMPLE, LISC = SHARED_DATA / "pbc-sample", SHARED_DATA / "lisc-external"
 
 
 def stained(n: int = 16, size: int = 32) -> np.ndarray:
@@ -100,7 +110,7 @@ def test_reinhard_moves_every_image_to_the_train_target_and_is_recorded():
     )
     assert apply_stain_normalization(pale, {"method": "none"}) is pale
     with pytest.raises(ValueError, match="unknown"):
-        apply_stain_normalization(pale, {"method": "macenko"})
+        apply_stain_normalization(pale, {"method": "vahadane"})
 
 
 def test_preprocess_normalises_every_split_with_the_train_target():
@@ -136,3 +146,78 @@ def test_each_part_of_the_shift_alone_changes_only_what_it_names():
         assert np.abs(part.astype(int) - images).mean() > 1
     np.testing.assert_array_equal(stain.shape, images.shape)
     assert np.abs(stain.mean(axis=(0, 1, 2)) - images.mean(axis=(0, 1, 2))).max() > 3  # another colour
+
+
+def stain_angles(a: list[list[float]], b: list[list[float]]) -> np.ndarray:
+    """Degrees between two records' haematoxylin vectors and between their eosin vectors."""
+    a, b = np.asarray(a), np.asarray(b)
+    cosine = (a * b).sum(axis=0) / np.linalg.norm(a, axis=0) / np.linalg.norm(b, axis=0)
+    return np.degrees(np.arccos(np.clip(cosine, -1, 1)))
+
+
+def test_macenko_is_recorded_deterministic_and_spares_a_blank_field():
+    train = stained(12)
+    record = fit_stain_normalization("macenko", train)
+    assert record["method"] == "macenko" and np.shape(record["stain_vectors"]) == (3, 2)
+    assert record == fit_stain_normalization("macenko", train)
+    moved = apply_stain_normalization(train[::-1], record)
+    assert moved.shape == train.shape and moved.dtype == np.uint8
+    np.testing.assert_array_equal(moved, apply_stain_normalization(train[::-1], record))
+    blank = np.full((2, 32, 32, 3), 245, np.uint8)  # no stained pixel: nothing to estimate
+    np.testing.assert_array_equal(apply_stain_normalization(blank, record), blank)
+
+
+@pytest.mark.skipif(
+    not (PBC_SAMPLE.exists() and LISC.exists()), reason="needs ../shared/data's PBC sample and LISC"
+)
+def test_macenko_gives_another_labs_slides_the_train_labs_stain_vectors():
+    def load(files: list[Path]) -> np.ndarray:
+        return np.stack([np.asarray(Image.open(f).convert("RGB").resize((64, 64))) for f in files])
+
+    pbc = load(sorted(PBC_SAMPLE.glob("*/[!.]*.jpg"))[::4])
+    lisc = load(sorted(LISC.glob("*/*.jpg"))[::30])
+    target = fit_stain_normalization("macenko", pbc)
+    before = stain_angles(target["stain_vectors"], fit_stain_normalization("macenko", lisc)["stain_vectors"])
+    moved = apply_stain_normalization(lisc, target)
+    after = stain_angles(target["stain_vectors"], fit_stain_normalization("macenko", moved)["stain_vectors"])
+    assert before.min() > 20 and (after < 0.4 * before).all()
+
+
+def test_prepare_replays_preprocess_crop_then_stain_on_new_images():
+    images = stained(9, 48)
+    splits = {
+        s: Split(images[i * 3 : i * 3 + 3], np.zeros(3, int)) for i, s in enumerate(("train", "val", "test"))
+    }
+    cropped, crop = crop_cells(splits, 0.65)
+    moved, stain = normalize_stains(cropped, "reinhard")
+    assert crop["fill"] == 0.65 and sum(crop["outcomes"]["test"].values()) == 3
+    card = {"cell_crop": crop, "stain_normalization": stain}
+    for split in splits:
+        prepared, outcomes = prepare(splits[split].images, card)
+        np.testing.assert_array_equal(prepared, moved[split].images)
+        assert outcomes == crop["outcomes"][split]
+    assert not np.array_equal(cropped["test"].images, splits["test"].images)
+    untouched, outcomes = prepare(images, {"cell_crop": None, "stain_normalization": {"method": "none"}})
+    assert untouched is images and outcomes is None
+
+
+@pytest.mark.parametrize("layer", [RandomGamma(0.5, seed=3), RandomBlur(1.5, seed=3)])
+def test_gamma_and_blur_change_images_in_training_only_and_stay_in_range(layer):
+    images = stained(4, 28).astype("float32") / 255
+    out = np.asarray(layer(images, training=True))
+    assert out.shape == images.shape and out.min() >= 0 and out.max() <= 1
+    assert np.abs(out - images).mean() > 1e-3
+    np.testing.assert_array_equal(np.asarray(layer(images, training=False)), images)
+    flat = np.full((2, 28, 28, 3), 0.4, "float32")  # blur keeps a flat field flat; gamma keeps it flat too
+    out = np.asarray(layer(flat, training=True))
+    assert np.ptp(out[0]) < 1e-5
+
+
+def test_gamma_and_blur_are_switched_on_by_params_and_saved_with_the_model(tmp_path):
+    augment = AUGMENT.model_copy(update={"gamma": True, "blur": True, "blur_sigma": 0.8})
+    names = [layer.name for layer in augmentation_layers(augment)]
+    assert names[-2:] == ["augment_gamma", "augment_blur"]
+    model = create_model("small_cnn", (28, 28, 3), 8, augment, {})
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert loaded.get_layer("augment_blur").max_sigma == 0.8
