@@ -30,9 +30,22 @@ def preprocessing_text(card: dict[str, Any]) -> str:
     return (
         f"EXIF orientation applied, converted to 8-bit RGB; {cut} cut out (the largest centred square when "
         f"the image is smaller); resized to {width} x {height} px with the "
-        f"{decoding.get('resize_filter', 'bicubic')} filter; fed as uint8 (0-255): the model rescales itself."
+        f"{decoding.get('resize_filter', 'bicubic')} filter;{transforms_text(card)} fed as uint8 (0-255): "
+        "the model rescales itself."
         + ("" if decoding else " (decoding unknown: the data source recorded none)")
     )
+
+
+def transforms_text(card: dict[str, Any]) -> str:
+    """The per-image transforms after decoding (bloodcells.data.prepare), in words; empty when none."""
+    steps = []
+    if card.get("cell_crop"):
+        fill = card["cell_crop"]["fill"]
+        steps.append(f"a square cut around the stained cell (its box {fill:.0%} of the side), resized back")
+    method = (card.get("stain_normalization") or {}).get("method", "none")
+    if method != "none":
+        steps.append(f"{method.capitalize()} stain normalisation to the training set's target (in the card)")
+    return "".join(f" {step};" for step in steps)
 
 
 def export_card(

@@ -146,3 +146,14 @@ def test_bars_are_as_wide_as_the_probabilities():
     assert bars.count('class="bar') == 3
     assert 'style="width:70.0%"' in bars and 'class="bar top"' in bars
     assert ">immature granulocytes<" in bars  # the long name shortened, in full in the tooltip
+
+
+def test_the_cards_preprocessing_names_the_transforms_after_decoding():
+    from bloodcells.inference.card import preprocessing_text
+
+    plain = {"input_shape": [28, 28, 3], "decoding": {"crop": 200, "resize_filter": "bicubic"}}
+    assert "stain" not in preprocessing_text(plain) and "stained cell" not in preprocessing_text(plain)
+    record = {"cell_crop": {"fill": 0.65}, "stain_normalization": {"method": "macenko", "target": {}}}
+    text = preprocessing_text(plain | record)
+    assert "stained cell (its box 65% of the side)" in text and "Macenko stain normalisation" in text
+    assert text.index("bicubic") < text.index("stained cell") < text.index("Macenko")  # prepare's order

@@ -1,0 +1,194 @@
+"""Another lab's slides: `validate --classes/--adapt`, `predict --adapt`, and a model trained with the
+cell-centred crop and Macenko normalisation seeing new images exactly as its training arrays were made
+(`predict`, `validate` and `serve` replay preprocess's transforms)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import PROJECT, init_project_repo, run
+from tests.e2e.test_external_validation import write_labelled_folder
+
+pytestmark = pytest.mark.slow
+VALIDATE = ("python", "-m", "bloodcells.cli", "validate")
+CROP_AND_STAIN = {"preprocess.cell_crop": 0.65, "preprocess.stain_normalization": "macenko"}
+
+
+def bloodcells(*args: str):
+    return run(PROJECT, sys.executable, "-m", "bloodcells.cli", *args, check=False)
+
+
+def last_line(result) -> str:
+    return result.stderr.strip().splitlines()[-1]
+
+
+def csv_probabilities(path: Path, classes: list[str]) -> np.ndarray:
+    with path.open() as f:
+        return np.array([[float(row[c]) for c in classes] for row in csv.DictReader(f)])
+
+
+def digest(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def crop_stain_repo(tmp_path_factory, synthetic_mirror) -> Path:
+    """A repo whose model was trained on cell-cropped, Macenko-normalised arrays (built once)."""
+    repo = init_project_repo(tmp_path_factory.mktemp("crop_stain") / "repo", synthetic_mirror, CROP_AND_STAIN)
+    run(repo, "dvc", "repro", "train")
+    return repo
+
+
+def raw_and_prepared_test_images(repo: Path, mirror: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    with np.load(mirror / "bloodmnist.npz") as npz:
+        raw, labels = npz["test_images"], npz["test_labels"].reshape(-1)
+    prepared = np.load(repo / "data/preprocessed/28/test_images.npy")
+    return raw, prepared, labels
+
+
+def test_the_card_records_the_transforms_and_preprocess_applied_them(crop_stain_repo, synthetic_mirror):
+    card = json.loads((crop_stain_repo / "models/model.json").read_text())
+    assert card["cell_crop"]["fill"] == 0.65 and card["stain_normalization"]["method"] == "macenko"
+    summary = json.loads((crop_stain_repo / "data/preprocessed/28/summary.json").read_text())
+    outcomes = summary["cell_crop"]["outcomes"]["test"]
+    raw, prepared, _ = raw_and_prepared_test_images(crop_stain_repo, synthetic_mirror)
+    assert sum(outcomes.values()) == len(raw) == len(prepared)
+    assert (raw != prepared).any()  # the transforms did something, so the tests below can tell
+
+
+def test_predict_replays_the_training_transforms(crop_stain_repo, synthetic_mirror, tmp_path):
+    from bloodcells.evaluation.calibration import apply_temperature
+    from bloodcells.inference.predictor import Predictor
+
+    out = tmp_path / "npz.csv"
+    result = bloodcells("predict", str(crop_stain_repo / "models"), str(synthetic_mirror / "bloodmnist.npz"),
+                        "-o", str(out), "-q")
+    assert result.returncode == 0, result.stderr
+    predictor = Predictor(crop_stain_repo / "models")
+    with out.open() as f:
+        rows = list(csv.DictReader(f))
+    test_rows = [row for row in rows if ":test[" in row["path"]]
+    _, prepared, _ = raw_and_prepared_test_images(crop_stain_repo, synthetic_mirror)
+    expected = apply_temperature(predictor.model.predict(prepared, verbose=0), predictor.temperature)
+    probs = np.array([[float(row[c]) for c in predictor.classes] for row in test_rows])
+    np.testing.assert_allclose(probs, expected, atol=2e-6)
+
+
+def test_validate_replays_the_training_transforms(crop_stain_repo, synthetic_mirror, tmp_path):
+    from bloodcells.inference.predictor import Predictor
+
+    raw, prepared, labels = raw_and_prepared_test_images(crop_stain_repo, synthetic_mirror)
+    predictor = Predictor(crop_stain_repo / "models")
+    external = tmp_path / "other-lab"
+    for k, (image, label) in enumerate(zip(raw, labels, strict=True)):
+        folder = external / predictor.classes[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"{k:04d}.png")  # lossless: the same pixels as the npz
+    result = run(crop_stain_repo, *VALIDATE, "--path", str(external))
+    assert f"{len(raw)} images of" in result.stdout
+    report = json.loads((crop_stain_repo / "metrics/external/report.json").read_text())
+    columns = [predictor.classes.index(name) for name in report["classes"]]
+    scores = predictor.probabilities(prepared, tta=report["views"])[:, columns]
+    predicted = np.array(columns)[scores.argmax(axis=1)]
+    expected = np.zeros((len(columns), len(columns)), dtype=int)
+    for truth, guess in zip(labels, predicted, strict=True):
+        expected[columns.index(truth), columns.index(guess)] += 1
+    assert report["confusion"] == expected.tolist()
+    assert sum(report["cell_crop_outcomes"].values()) == len(raw)
+
+
+def test_serve_replays_the_training_transforms(crop_stain_repo, synthetic_mirror):
+    from bloodcells.inference.predictor import Predictor
+    from bloodcells.inference.server import classify_uploads
+
+    raw, prepared, _ = raw_and_prepared_test_images(crop_stain_repo, synthetic_mirror)
+    predictor = Predictor(crop_stain_repo / "models")
+    uploads = []
+    for k, image in enumerate(raw[:4]):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="PNG")
+        uploads.append((f"cell{k}.png", buffer.getvalue()))
+    page = classify_uploads(predictor, uploads)
+    widths = [float(w) for w in re.findall(r'class="fill" style="width:([0-9.]+)%"', page)]
+    shown = np.array(widths).reshape(4, len(predictor.classes))
+    np.testing.assert_allclose(shown, 100 * predictor.probabilities(prepared[:4]), atol=0.051)
+
+
+def test_validate_takes_the_mapping_inline_or_from_a_file(project_repo, tmp_path):
+    classes = json.loads((project_repo / "models/model.json").read_text())["classes"]
+    external = tmp_path / "other-lab"
+    write_labelled_folder(external, {0: "Baoso", 1: "eosi", 4: "lymp", 7: "mixt"})
+    mapping = {"Baoso": classes[0], "eosi": classes[1], "lymp": classes[4]}
+    inline = run(project_repo, *VALIDATE, "--path", str(external), "--classes", json.dumps(mapping))
+    assert "36 images of 3 mapped classes" in inline.stdout
+    first = json.loads((project_repo / "metrics/external/report.json").read_text())
+    assert first["mapping"] == mapping and first["left_out_classes"] == ["mixt"]
+    assert len(first["intervals_95"]["accuracy"]) == 2
+
+    named = tmp_path / "lisc.yaml"
+    named.write_text("".join(f"{folder}: {name}\n" for folder, name in mapping.items()))
+    from_file = run(project_repo, *VALIDATE, "--path", str(external), "--classes", str(named))
+    assert "36 images of 3 mapped classes" in from_file.stdout
+    second = json.loads((project_repo / "metrics/external/report.json").read_text())
+    assert second["confusion"] == first["confusion"] and second["adapted"] is False
+
+
+@pytest.mark.parametrize(
+    ("classes", "message"),
+    [
+        ('{"eosi": ', "--classes: neither a file nor a JSON/YAML mapping"),
+        ("[1, 2]", "--classes: expected a mapping of folder name to model class"),
+        ('{"eosi": "no such class"}', "not classes of the model"),
+    ],
+)
+def test_a_wrong_mapping_is_one_line_and_writes_nothing(project_repo, tmp_path, classes, message):
+    external = tmp_path / "other-lab"
+    write_labelled_folder(external, {1: "eosi"}, per_class=3)
+    result = run(project_repo, *VALIDATE, "--path", str(external), "--classes", classes, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert last_line(result).startswith("bloodcells validate: ") and message in last_line(result)
+    assert not (project_repo / "metrics/external").exists()
+
+
+def test_adapt_is_reported_apart_and_leaves_the_model_file_alone(project_repo, tmp_path):
+    classes = json.loads((project_repo / "models/model.json").read_text())["classes"]
+    model_file = project_repo / "models/model.keras"
+    before = digest(model_file)
+    few = tmp_path / "few"
+    write_labelled_folder(few, {1: "eosi", 4: "lymp"}, per_class=12)
+    too_few = run(project_repo, *VALIDATE, "--path", str(few), "--adapt", check=False)
+    assert too_few.returncode == 1 and "Traceback" not in too_few.stderr
+    assert "--adapt needs 128 images at least, got 24" in last_line(too_few)
+    assert not (project_repo / "metrics/external-adapted").exists()
+
+    many = tmp_path / "many"
+    write_labelled_folder(many, {1: "eosi", 4: "lymp", 6: "neut", 7: "platelets"}, per_class=40)
+    names = {"eosi": 1, "lymp": 4, "neut": 6, "platelets": 7}
+    mapping = json.dumps({folder: classes[label] for folder, label in names.items()})
+    adapted = run(project_repo, *VALIDATE, "--path", str(many), "--classes", mapping, "--adapt")
+    assert "BatchNorm adapted to them" in adapted.stdout and "metrics/external-adapted/" in adapted.stdout
+    metrics = json.loads((project_repo / "metrics/external-adapted/metrics.json").read_text())
+    assert metrics["adapted"] is True and metrics["images"] == 160
+    assert (project_repo / "plots/external-adapted/images/confusion.png").stat().st_size > 0
+    assert not (project_repo / "metrics/external").exists()  # the plain figures are never overwritten
+    assert digest(model_file) == before
+
+    plain_csv, adapted_csv = tmp_path / "plain.csv", tmp_path / "adapted.csv"
+    models = str(project_repo / "models")
+    assert bloodcells("predict", models, str(many), "-o", str(plain_csv), "-q").returncode == 0
+    result = bloodcells("predict", models, str(many), "-o", str(adapted_csv), "-q", "--adapt")
+    assert result.returncode == 0, result.stderr
+    plain, moved = csv_probabilities(plain_csv, classes), csv_probabilities(adapted_csv, classes)
+    assert plain.shape == moved.shape == (160, len(classes))
+    assert np.abs(plain - moved).max() > 1e-4  # the statistics really were re-estimated
+    assert digest(model_file) == before
