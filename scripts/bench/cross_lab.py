@@ -42,6 +42,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "cell_crop": CELL_CROP,
     "macenko": MACENKO,
     "stain_augment": STAIN_AUGMENT,
+    "cell_crop+stain_augment": CELL_CROP | STAIN_AUGMENT,
     "cell_crop+macenko": CELL_CROP | MACENKO,
     "cell_crop+macenko+stain_augment": CELL_CROP | MACENKO | STAIN_AUGMENT,
     "cell_crop+macenko+stain_augment@64": CELL_CROP | MACENKO | STAIN_AUGMENT | AT_64,

@@ -166,7 +166,8 @@ def test_adapt_is_reported_apart_and_leaves_the_model_file_alone(project_repo, t
     before = digest(model_file)
     few = tmp_path / "few"
     write_labelled_folder(few, {1: "eosi", 4: "lymp"}, per_class=12)
-    too_few = run(project_repo, *VALIDATE, "--path", str(few), "--adapt", check=False)
+    two = json.dumps({"eosi": classes[1], "lymp": classes[4]})
+    too_few = run(project_repo, *VALIDATE, "--path", str(few), "--classes", two, "--adapt", check=False)
     assert too_few.returncode == 1 and "Traceback" not in too_few.stderr
     assert "--adapt needs 128 images at least, got 24" in last_line(too_few)
     assert not (project_repo / "metrics/external-adapted").exists()
