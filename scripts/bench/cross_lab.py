@@ -36,11 +36,15 @@ STAIN_AUGMENT = {
 }
 CELL_CROP = {"preprocess.cell_crop": 0.65}  # PBC's median box share: near the identity on PBC
 MACENKO = {"preprocess.stain_normalization": "macenko"}
+REINHARD = {"preprocess.stain_normalization": "reinhard"}
+ZOOM = {"augment.zoom": True}
 AT_64 = {"train.size": 64, "models.skip.stem_stride": 2}
 VARIANTS: dict[str, dict[str, Any]] = {
     "baseline": {},
     "cell_crop": CELL_CROP,
     "macenko": MACENKO,
+    "reinhard": REINHARD,
+    "zoom": ZOOM,
     "stain_augment": STAIN_AUGMENT,
     "cell_crop+stain_augment": CELL_CROP | STAIN_AUGMENT,
     "cell_crop+macenko": CELL_CROP | MACENKO,
