@@ -50,15 +50,15 @@ def experiments_command(args: argparse.Namespace) -> None:
 
 
 def predict_command(args: argparse.Namespace) -> None:
-    """Classify images; see bloodcells.inference.predict."""
-    from bloodcells.inference.predict import predict_command as run
+    """Classify images; see bloodcells.inference.batch_predict."""
+    from bloodcells.inference.batch_predict import predict_command as run
 
     run(args)
 
 
 def export_command(args: argparse.Namespace) -> None:
     """Measure the exported formats against the Keras model (the files come from `dvc repro export`)."""
-    from bloodcells.inference.formats import check_command
+    from bloodcells.inference.export_check import check_command
 
     check_command(args)
 

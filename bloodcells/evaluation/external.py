@@ -27,25 +27,25 @@ from bloodcells.core.paths import (
     ADAPTED_PLOTS_DIR,
     EXTERNAL_METRICS_DIR,
     EXTERNAL_PLOTS_DIR,
+    MODEL_DIR,
+    MODEL_FILE,
     user_path,
 )
-from bloodcells.core.stage import StageError
-from bloodcells.data.decode import Recipe, decode_files
+from bloodcells.core.stage import StageError, require
+from bloodcells.data.decode import decode_files
 from bloodcells.data.folder_layout import FolderError, scan_folder
 from bloodcells.data.prepare import prepare
 from bloodcells.evaluation import plots
+from bloodcells.evaluation.calibration import calibration_bins
 from bloodcells.evaluation.curves import pr_rows, roc_rows
 from bloodcells.evaluation.gallery import confident_mistakes, pick_per_class, prediction_titles
-from bloodcells.evaluation.metrics import (
-    calibration_bins,
-    classification_metrics,
-    confusion,
-    one_vs_rest_aucs,
-)
-from bloodcells.evaluation.report import load_trained_model, read_card, save_figure, write_tables
-from bloodcells.evaluation.tta import predict_probabilities
+from bloodcells.evaluation.metrics import classification_metrics, confusion, one_vs_rest_aucs
 from bloodcells.evaluation.uncertainty import bootstrap_intervals
-from bloodcells.training.loop import adapt_batchnorm
+from bloodcells.evaluation.writers import save_figure, write_tables
+from bloodcells.model.batchnorm import adapt_batchnorm
+from bloodcells.model.card import read_card, recipe_from_card
+from bloodcells.model.load import load_model
+from bloodcells.model.tta import predict_probabilities
 
 PREDICT_BATCH = 256
 HEADLINE = (
@@ -101,8 +101,7 @@ def load_external(path: Path, mapping: dict[str, str] | None, card: dict[str, An
     classes = card["classes"]
     mapped = class_mapping(found, mapping, classes)
     files = [file for file in scan.files if file.label_name in mapped]
-    decoding = card.get("decoding") or {}
-    recipe = Recipe((card["input_shape"][0],), decoding.get("crop"), decoding.get("resize_filter", "bicubic"))
+    recipe = recipe_from_card(card)
     decoded = decode_files([path / file.path for file in files], recipe, progress=True)
     keep = [i for i, error in enumerate(decoded.errors) if error is None]
     if not keep:
@@ -133,9 +132,9 @@ def validate_external(
         raise StageError(
             "external.path is not set: point it at a class-per-folder image set (or pass --path)"
         )
-    card = read_card()
+    card = read_card(MODEL_DIR)
     data = load_external(user_path(folder), classes or settings.classes, card)
-    model = load_trained_model()
+    model = load_model(require(MODEL_FILE, "train"))
     if adapt:
         adapt_batchnorm(model, data["images"], params.seed)
     views = params.evaluate.tta_views

@@ -32,7 +32,7 @@ def restricted_accuracy(repo: Path, external: Path, mapping: dict[str, str], cla
     import keras
 
     import bloodcells.architectures  # noqa: F401  (the custom layers)
-    from bloodcells.evaluation.tta import predict_probabilities
+    from bloodcells.model.tta import predict_probabilities
 
     model = keras.saving.load_model(repo / "models/model.keras")
     columns = sorted(classes.index(name) for name in mapping.values())
