@@ -29,6 +29,7 @@ NARROW_DROP = (
     "(train|val)[.](accuracy|loss)$",  # the train stage's summary, as dvclive writes it
     "(learning_rate|step|epochs_run|parameters|peak_memory_mb)$",
     "(best|bn)[.]",
+    "external(_adapted)?[.]",  # `bloodcells validate`'s figures, of the workspace's model only
 )
 NARROW_SHOW = ("--only-changed", "--drop", "|".join(NARROW_DROP))
 

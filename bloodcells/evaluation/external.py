@@ -11,6 +11,9 @@ unused: label-free test-time adaptation), and everything is written to the `-ada
 Metrics are over the mapped classes only: the model's probabilities are restricted to those classes
 and renormalised (the share of images whose overall top class lies outside them is reported too).
 Same metrics, tables and figures as the evaluate stage, in metrics/external/ and plots/external/.
+The headline figures are nested under `external` (`external_adapted`) in metrics.json, so that
+`dvc exp show` and `dvc metrics diff`, which read it through dvc.yaml's top-level `metrics:`, keep
+them apart from the evaluate stage's `accuracy`, `macro_f1`, ...
 """
 
 from __future__ import annotations
@@ -162,7 +165,8 @@ def validate_external(
         )
         write_json(metrics_dir / "per_class.json", per_class)
         write_json(metrics_dir / "report.json", metrics)
-        write_json(metrics_dir / "metrics.json", {key: metrics[key] for key in HEADLINE})
+        headline = {key: metrics[key] for key in HEADLINE}
+        write_json(metrics_dir / "metrics.json", {"external_adapted" if adapt else "external": headline})
     return metrics
 
 

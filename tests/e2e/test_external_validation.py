@@ -61,7 +61,7 @@ def test_validate_scores_the_mapped_classes_only_with_the_evaluate_outputs(proje
     result = run(repo, *VALIDATE)
     assert "48 images of 4 mapped classes" in result.stdout
 
-    metrics = json.loads((repo / "metrics/external/metrics.json").read_text())
+    metrics = json.loads((repo / "metrics/external/metrics.json").read_text())["external"]
     report = json.loads((repo / "metrics/external/report.json").read_text())
     assert metrics["images"] == 48 and report["classes"] == [classes[i] for i in (0, 1, 4, 6)]
     assert report["left_out_classes"] == ["unmapped"] and report["mapping"] == mapping
