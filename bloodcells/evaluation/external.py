@@ -40,11 +40,9 @@ from bloodcells.data.folder_layout import FolderError, scan_folder
 from bloodcells.data.prepare import prepare
 from bloodcells.evaluation import plots
 from bloodcells.evaluation.calibration import calibration_bins
-from bloodcells.evaluation.curves import pr_rows, roc_rows
-from bloodcells.evaluation.gallery import confident_mistakes, pick_per_class, prediction_titles
-from bloodcells.evaluation.metrics import classification_metrics, confusion, one_vs_rest_aucs
+from bloodcells.evaluation.metrics import classification_metrics, confusion
 from bloodcells.evaluation.uncertainty import bootstrap_intervals
-from bloodcells.evaluation.writers import save_figure, write_tables
+from bloodcells.evaluation.writers import draw_prediction_figures, save_figure, write_tables
 from bloodcells.model.batchnorm import adapt_batchnorm
 from bloodcells.model.card import read_card, recipe_from_card
 from bloodcells.model.load import load_model
@@ -206,26 +204,9 @@ def draw_external_figures(
 ) -> None:
     """The evaluate stage's figures that need no training run: confusion, ROC+PR, calibration, images."""
     settings = params.evaluate
-    y_pred = scores.argmax(axis=1)
-    roc, pr = roc_rows(y_true, scores, names), pr_rows(y_true, scores, names)
-    aucs = dict(zip(names, one_vs_rest_aucs(y_true, scores), strict=True))
+    title = "External images (wrong ones in red)"
+    draw_prediction_figures(folder, images, y_true, scores, names, settings, params.seed, title, 6)
     bins = calibration_bins(y_true, scores, settings.calibration_bins)
-    matrix = confusion(y_true, y_pred, len(names))
-    save_figure(plots.confusion_figure(matrix, names), folder / "confusion.png")
-    save_figure(plots.curves_figure(roc, pr, aucs), folder / "roc_pr.png")
     save_figure(
         plots.calibration_figure(bins, settings.calibration_bins, metrics["ece"]), folder / "calibration.png"
     )
-    samples = pick_per_class(y_true, settings.samples_per_class, params.seed)
-    titles = prediction_titles(samples, y_true, scores, names)
-    wrong = y_pred[samples] != y_true[samples]
-    title = "External images (wrong ones in red)"
-    save_figure(plots.image_grid(images[samples], titles, wrong, 6, title), folder / "samples.png")
-    mistakes = confident_mistakes(y_true, scores, settings.mistakes)
-    if len(mistakes):
-        titles = prediction_titles(mistakes, y_true, scores, names)
-        title = f"The {len(mistakes)} most confident mistakes"
-        grid = plots.image_grid(
-            images[mistakes], titles, np.ones(len(mistakes), bool), min(8, len(mistakes)), title
-        )
-        save_figure(grid, folder / "mistakes.png")

@@ -33,16 +33,14 @@ from bloodcells.core.stage import StageError, require
 from bloodcells.data.splits import load_split
 from bloodcells.evaluation import plots
 from bloodcells.evaluation.calibration import calibration_bins, matching_temperature
-from bloodcells.evaluation.curves import pr_rows, roc_rows
 from bloodcells.evaluation.gallery import (
-    confident_mistakes,
     pick_per_class,
     prediction_titles,
     whole_classes_per_row,
 )
-from bloodcells.evaluation.metrics import classification_metrics, confusion, one_vs_rest_aucs
+from bloodcells.evaluation.metrics import classification_metrics
 from bloodcells.evaluation.trust import TrustReport, trust_report
-from bloodcells.evaluation.writers import save_figure, write_tables
+from bloodcells.evaluation.writers import draw_prediction_figures, save_figure, write_tables
 from bloodcells.model.card import read_card
 from bloodcells.model.gradcam import SUPPORTED_BACKENDS, gradcam, last_conv_layer
 from bloodcells.model.load import load_model
@@ -95,13 +93,10 @@ def draw_figures(
     """The report's PNGs: confusion, ROC+PR, calibration, training curves, samples, mistakes, Grad-CAM."""
     settings, seed = params.evaluate, params.seed
     classes, note = plots.drawable_names(classes)  # e.g. CJK names without a font: `class 3`, noted
-    y_pred = scores.argmax(axis=1)
-    roc, pr = roc_rows(y_true, scores, classes), pr_rows(y_true, scores, classes)
-    aucs = dict(zip(classes, one_vs_rest_aucs(y_true, scores), strict=True))
+    columns = whole_classes_per_row(settings.samples_per_class, 6)
+    title = "Sample test predictions (wrong ones in red)"
+    draw_prediction_figures(folder, images, y_true, scores, classes, settings, seed, title, columns, note)
     bins = calibration_bins(y_true, scores, settings.calibration_bins)
-    matrix = confusion(y_true, y_pred, len(classes))
-    save_figure(plots.confusion_figure(matrix, classes), folder / "confusion.png", note)
-    save_figure(plots.curves_figure(roc, pr, aucs), folder / "roc_pr.png", note)
     calibration = plots.calibration_figure(
         bins,
         settings.calibration_bins,
@@ -115,25 +110,6 @@ def draw_figures(
     save_figure(risk, folder / "risk_coverage.png")
     if curves := read_training_curves(TRAIN_METRICS_DIR):
         save_figure(plots.training_figure(curves), folder / "training.png")
-    samples = pick_per_class(y_true, settings.samples_per_class, seed)
-    grid = plots.image_grid(
-        images[samples],
-        prediction_titles(samples, y_true, scores, classes),
-        y_pred[samples] != y_true[samples],
-        ncols=whole_classes_per_row(settings.samples_per_class, 6),
-        title="Sample test predictions (wrong ones in red)",
-    )
-    save_figure(grid, folder / "samples.png", note)
-    mistakes = confident_mistakes(y_true, scores, settings.mistakes)
-    if len(mistakes):
-        grid = plots.image_grid(
-            images[mistakes],
-            prediction_titles(mistakes, y_true, scores, classes),
-            np.ones(len(mistakes), bool),
-            ncols=min(8, len(mistakes)),
-            title=f"The {len(mistakes)} most confident mistakes",
-        )
-        save_figure(grid, folder / "mistakes.png", note)
     if settings.gradcam_per_class:
         explain = pick_per_class(y_true, settings.gradcam_per_class, seed + 1)
         titles = prediction_titles(explain, y_true, scores, classes)

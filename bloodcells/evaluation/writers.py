@@ -2,6 +2,7 @@
 
 Both judge a model on labelled images and write the same files into their own folders
 (plots/evaluate/, plots/external/), so the writers live here and neither calls into the other.
+Each adds its own calibration figure (the evaluate stage's shows the temperature-scaled curve too).
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bloodcells.core.files import atomic_path, write_csv
+from bloodcells.core.params import EvaluateParams
+from bloodcells.evaluation import plots
 from bloodcells.evaluation.curves import pr_rows, roc_rows
-from bloodcells.evaluation.metrics import one_vs_rest_aucs, per_class_report
+from bloodcells.evaluation.gallery import confident_mistakes, pick_per_class, prediction_titles
+from bloodcells.evaluation.metrics import confusion, one_vs_rest_aucs, per_class_report
 
 
 def confusion_rows(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> str:
@@ -57,3 +61,46 @@ def write_tables(
     with atomic_path(folder / "confusion.csv") as tmp:
         tmp.write_text(confusion_rows(y_true, y_pred, classes))
     return per_class
+
+
+def draw_prediction_figures(
+    folder: Path,
+    images: np.ndarray,
+    y_true: np.ndarray,
+    scores: np.ndarray,
+    classes: list[str],
+    settings: EvaluateParams,
+    seed: int,
+    samples_title: str,
+    samples_columns: int,
+    note: str | None = None,
+) -> None:
+    """confusion.png, roc_pr.png, samples.png and mistakes.png: the figures of any labelled image set.
+
+    `note`, when given, is written along each figure's foot (see `save_figure`).
+    """
+    y_pred = scores.argmax(axis=1)
+    roc, pr = roc_rows(y_true, scores, classes), pr_rows(y_true, scores, classes)
+    aucs = dict(zip(classes, one_vs_rest_aucs(y_true, scores), strict=True))
+    matrix = confusion(y_true, y_pred, len(classes))
+    save_figure(plots.confusion_figure(matrix, classes), folder / "confusion.png", note)
+    save_figure(plots.curves_figure(roc, pr, aucs), folder / "roc_pr.png", note)
+    samples = pick_per_class(y_true, settings.samples_per_class, seed)
+    grid = plots.image_grid(
+        images[samples],
+        prediction_titles(samples, y_true, scores, classes),
+        y_pred[samples] != y_true[samples],
+        ncols=samples_columns,
+        title=samples_title,
+    )
+    save_figure(grid, folder / "samples.png", note)
+    mistakes = confident_mistakes(y_true, scores, settings.mistakes)
+    if len(mistakes):
+        grid = plots.image_grid(
+            images[mistakes],
+            prediction_titles(mistakes, y_true, scores, classes),
+            np.ones(len(mistakes), bool),
+            ncols=min(8, len(mistakes)),
+            title=f"The {len(mistakes)} most confident mistakes",
+        )
+        save_figure(grid, folder / "mistakes.png", note)

@@ -1,7 +1,7 @@
 """A trained model loaded once, with its card: class probabilities in batches, TTA, Grad-CAM overlays.
 
 `Predictor(folder)` reads `model.keras` and `model.json` from a folder the pipeline wrote (models/, or
-models/export/). The card says how images must be decoded (see preprocessing.py), which transforms
+models/export/). The card says how images must be decoded (bloodcells.model.card), which transforms
 the training arrays went through after decoding (cell crop, stain normalisation: `prepare`), and,
 when the model was calibrated, the temperature that divides its log-probabilities. Keras is imported
 only once a model is loaded: `predict` decodes its inputs first, in processes forked without it.
