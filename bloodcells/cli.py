@@ -29,6 +29,7 @@ NARROW_DROP = (
     "(train|val)[.](accuracy|loss)$",  # the train stage's summary, as dvclive writes it
     "(learning_rate|step|epochs_run|parameters|peak_memory_mb)$",
     "(best|bn)[.]",
+    "external(_adapted)?[.]",  # `bloodcells validate`'s figures, of the workspace's model only
 )
 NARROW_SHOW = ("--only-changed", "--drop", "|".join(NARROW_DROP))
 
@@ -50,15 +51,15 @@ def experiments_command(args: argparse.Namespace) -> None:
 
 
 def predict_command(args: argparse.Namespace) -> None:
-    """Classify images; see bloodcells.inference.predict."""
-    from bloodcells.inference.predict import predict_command as run
+    """Classify images; see bloodcells.inference.batch_predict."""
+    from bloodcells.inference.batch_predict import predict_command as run
 
     run(args)
 
 
 def export_command(args: argparse.Namespace) -> None:
     """Measure the exported formats against the Keras model (the files come from `dvc repro export`)."""
-    from bloodcells.inference.formats import check_command
+    from bloodcells.inference.export_check import check_command
 
     check_command(args)
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from bloodcells.evaluation.paired import compare_revisions, format_p
+from scripts.paired import compare_revisions, format_p
 
 EVALUATE_METRICS = "metrics/evaluate/metrics.json"
 EVALUATE_REPORT = "metrics/evaluate/report.json"  # every figure; git-tracked, so any revision has it

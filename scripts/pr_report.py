@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from bloodcells.evaluation.paired import WORKSPACE, compare_revisions, verdict
+from scripts.paired import WORKSPACE, compare_revisions, verdict
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".svg"}
 IMAGES_ARTIFACT = "pr-report"  # the artifact .github/workflows/pr.yml attaches the images to

@@ -1,1 +1,2 @@
-"""Evaluation: metrics, curves, test-time augmentation, figures and the report."""
+"""Evaluation, for the evaluate stage and `bloodcells validate`: metrics, calibration, intervals, curves,
+figures, their writers and the reports."""

@@ -1,49 +1,56 @@
-"""Temperature scaling: one number, fitted on the validation split, that makes confidences honest.
+"""How honest the model's confidences are: reliability bins, the expected calibration error, and which
+temperature to judge test predictions with.
 
-Label smoothing caps a model's confidences (near 0.93 with smoothing 0.1) and training can leave them
-too high or too low. Dividing the log-probabilities by a temperature T before the softmax keeps
-every prediction's class (the order of a row's scores is unchanged) and only rescales how sure it
-is: T < 1 sharpens, T > 1 softens. T is the value minimising the validation negative log-likelihood.
+Calibration is measured on the top-label confidence (the probability of the predicted class), the
+quantity a reliability diagram plots. Temperature scaling itself (fitting and applying T) is the
+model's, in bloodcells.model.temperature: training fits it, inference applies it, and this module
+only chooses the one that matches how the test predictions were made. The card's temperature was
+fitted on validation with one view per image; predictions averaged over several views are softer,
+so for them it is refitted on the validation predictions made the same way.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax, softmax
 
-TEMPERATURE_BOUNDS = (0.05, 20.0)
-_TINY = 1e-12  # probabilities of exactly 0 (float32 underflow) get a finite logarithm
+from bloodcells.model.temperature import fit_temperature
 
 
-def _log_probabilities(probs: np.ndarray) -> np.ndarray:
-    return np.log(np.clip(np.asarray(probs, dtype=np.float64), _TINY, 1.0))
+def calibration_bins(y_true: np.ndarray, y_score: np.ndarray, n_bins: int = 10) -> list[dict]:
+    """Reliability diagram data: per equal-width confidence bin, mean confidence, accuracy, count.
+
+    Empty bins are left out. The confidence is the top-label probability, max over classes.
+    """
+    confidence = y_score.max(axis=1)
+    correct = y_score.argmax(axis=1) == y_true
+    # bin i holds confidences in (i/n, (i+1)/n]; a confidence of exactly 0 goes to bin 0
+    index = np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
+    return [
+        {
+            "bin": i,
+            "confidence": float(confidence[index == i].mean()),
+            "accuracy": float(correct[index == i].mean()),
+            "count": int((index == i).sum()),
+        }
+        for i in range(n_bins)
+        if (index == i).any()
+    ]
 
 
-def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
-    """Probabilities (N, K) rescaled as softmax(log p / T); T = 1 returns them (renormalised)."""
-    if not temperature > 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
-    return softmax(_log_probabilities(probs) / temperature, axis=1)
+def expected_calibration_error(y_true: np.ndarray, y_score: np.ndarray, n_bins: int = 10) -> float:
+    """ECE: the count-weighted mean gap between confidence and accuracy over the bins."""
+    bins = calibration_bins(y_true, y_score, n_bins)
+    return float(sum(b["count"] * abs(b["confidence"] - b["accuracy"]) for b in bins) / len(y_true))
 
 
-def negative_log_likelihood(probs: np.ndarray, labels: np.ndarray, temperature: float) -> float:
-    """Mean -log of the true class's probability after temperature scaling."""
-    scaled = log_softmax(_log_probabilities(probs) / temperature, axis=1)
-    return float(-scaled[np.arange(len(labels)), labels].mean())
-
-
-def fit_temperature(
-    probs: np.ndarray, labels: np.ndarray, bounds: tuple[float, float] = TEMPERATURE_BOUNDS
-) -> float:
-    """The temperature in `bounds` minimising the mean NLL of `labels` (bounded Brent search)."""
-    if len(labels) == 0:
-        raise ValueError("no images to fit a temperature on")
-    log_probs = _log_probabilities(probs)
-    rows = np.arange(len(labels))
-
-    def nll(temperature: float) -> float:
-        return float(-log_softmax(log_probs / temperature, axis=1)[rows, labels].mean())
-
-    result = minimize_scalar(nll, bounds=bounds, method="bounded", options={"xatol": 1e-5})
-    return float(result.x)
+def matching_temperature(
+    card: dict[str, Any], views: int, val_scores: np.ndarray, val_true: np.ndarray
+) -> tuple[float, str]:
+    """The temperature for predictions averaged over `views` views, and where it comes from."""
+    fitted_views = (card.get("temperature_fit") or {}).get("views")
+    kind = f"{views} view{'s' * (views > 1)}"
+    if "temperature" in card and fitted_views == views:
+        return float(card["temperature"]), f"model card (val, {kind})"
+    return fit_temperature(val_scores, val_true), f"refitted on val at {kind}"

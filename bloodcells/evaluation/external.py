@@ -11,6 +11,9 @@ unused: label-free test-time adaptation), and everything is written to the `-ada
 Metrics are over the mapped classes only: the model's probabilities are restricted to those classes
 and renormalised (the share of images whose overall top class lies outside them is reported too).
 Same metrics, tables and figures as the evaluate stage, in metrics/external/ and plots/external/.
+The headline figures are nested under `external` (`external_adapted`) in metrics.json, so that
+`dvc exp show` and `dvc metrics diff`, which read it through dvc.yaml's top-level `metrics:`, keep
+them apart from the evaluate stage's `accuracy`, `macro_f1`, ...
 """
 
 from __future__ import annotations
@@ -27,25 +30,23 @@ from bloodcells.core.paths import (
     ADAPTED_PLOTS_DIR,
     EXTERNAL_METRICS_DIR,
     EXTERNAL_PLOTS_DIR,
+    MODEL_DIR,
+    MODEL_FILE,
     user_path,
 )
-from bloodcells.core.stage import StageError
-from bloodcells.data.decode import Recipe, decode_files
+from bloodcells.core.stage import StageError, require
+from bloodcells.data.decode import decode_files
 from bloodcells.data.folder_layout import FolderError, scan_folder
 from bloodcells.data.prepare import prepare
 from bloodcells.evaluation import plots
-from bloodcells.evaluation.curves import pr_rows, roc_rows
-from bloodcells.evaluation.gallery import confident_mistakes, pick_per_class, prediction_titles
-from bloodcells.evaluation.metrics import (
-    calibration_bins,
-    classification_metrics,
-    confusion,
-    one_vs_rest_aucs,
-)
-from bloodcells.evaluation.report import load_trained_model, read_card, save_figure, write_tables
-from bloodcells.evaluation.tta import predict_probabilities
+from bloodcells.evaluation.calibration import calibration_bins
+from bloodcells.evaluation.metrics import classification_metrics, confusion
 from bloodcells.evaluation.uncertainty import bootstrap_intervals
-from bloodcells.training.loop import adapt_batchnorm
+from bloodcells.evaluation.writers import draw_prediction_figures, save_figure, write_tables
+from bloodcells.model.batchnorm import adapt_batchnorm
+from bloodcells.model.card import read_card, recipe_from_card
+from bloodcells.model.load import load_model
+from bloodcells.model.tta import predict_probabilities
 
 PREDICT_BATCH = 256
 HEADLINE = (
@@ -101,8 +102,7 @@ def load_external(path: Path, mapping: dict[str, str] | None, card: dict[str, An
     classes = card["classes"]
     mapped = class_mapping(found, mapping, classes)
     files = [file for file in scan.files if file.label_name in mapped]
-    decoding = card.get("decoding") or {}
-    recipe = Recipe((card["input_shape"][0],), decoding.get("crop"), decoding.get("resize_filter", "bicubic"))
+    recipe = recipe_from_card(card)
     decoded = decode_files([path / file.path for file in files], recipe, progress=True)
     keep = [i for i, error in enumerate(decoded.errors) if error is None]
     if not keep:
@@ -133,9 +133,9 @@ def validate_external(
         raise StageError(
             "external.path is not set: point it at a class-per-folder image set (or pass --path)"
         )
-    card = read_card()
+    card = read_card(MODEL_DIR)
     data = load_external(user_path(folder), classes or settings.classes, card)
-    model = load_trained_model()
+    model = load_model(require(MODEL_FILE, "train"))
     if adapt:
         adapt_batchnorm(model, data["images"], params.seed)
     views = params.evaluate.tta_views
@@ -163,7 +163,8 @@ def validate_external(
         )
         write_json(metrics_dir / "per_class.json", per_class)
         write_json(metrics_dir / "report.json", metrics)
-        write_json(metrics_dir / "metrics.json", {key: metrics[key] for key in HEADLINE})
+        headline = {key: metrics[key] for key in HEADLINE}
+        write_json(metrics_dir / "metrics.json", {"external_adapted" if adapt else "external": headline})
     return metrics
 
 
@@ -203,26 +204,9 @@ def draw_external_figures(
 ) -> None:
     """The evaluate stage's figures that need no training run: confusion, ROC+PR, calibration, images."""
     settings = params.evaluate
-    y_pred = scores.argmax(axis=1)
-    roc, pr = roc_rows(y_true, scores, names), pr_rows(y_true, scores, names)
-    aucs = dict(zip(names, one_vs_rest_aucs(y_true, scores), strict=True))
+    title = "External images (wrong ones in red)"
+    draw_prediction_figures(folder, images, y_true, scores, names, settings, params.seed, title, 6)
     bins = calibration_bins(y_true, scores, settings.calibration_bins)
-    matrix = confusion(y_true, y_pred, len(names))
-    save_figure(plots.confusion_figure(matrix, names), folder / "confusion.png")
-    save_figure(plots.curves_figure(roc, pr, aucs), folder / "roc_pr.png")
     save_figure(
         plots.calibration_figure(bins, settings.calibration_bins, metrics["ece"]), folder / "calibration.png"
     )
-    samples = pick_per_class(y_true, settings.samples_per_class, params.seed)
-    titles = prediction_titles(samples, y_true, scores, names)
-    wrong = y_pred[samples] != y_true[samples]
-    title = "External images (wrong ones in red)"
-    save_figure(plots.image_grid(images[samples], titles, wrong, 6, title), folder / "samples.png")
-    mistakes = confident_mistakes(y_true, scores, settings.mistakes)
-    if len(mistakes):
-        titles = prediction_titles(mistakes, y_true, scores, names)
-        title = f"The {len(mistakes)} most confident mistakes"
-        grid = plots.image_grid(
-            images[mistakes], titles, np.ones(len(mistakes), bool), min(8, len(mistakes)), title
-        )
-        save_figure(grid, folder / "mistakes.png")

@@ -1,8 +1,8 @@
 """Classification metrics as pure functions of arrays: no files, no logging.
 
 AUC follows MedMNIST's definition for multi-class tasks: the mean over classes of the one-vs-rest
-ROC AUC of that class's predicted probability. Calibration is measured on the top-label confidence
-(the probability of the predicted class), the quantity a reliability diagram plots. Macro averages
+ROC AUC of that class's predicted probability. The calibration error (ECE) comes from calibration.py.
+Macro averages
 are over the classes present in the test split: a class with no test image has no recall, and
 counting it as 0 would pull every macro figure down (its name is listed in `absent_classes`).
 """
@@ -21,6 +21,8 @@ from sklearn.metrics import (
     roc_auc_score,
     top_k_accuracy_score,
 )
+
+from bloodcells.evaluation.calibration import expected_calibration_error
 
 
 def one_vs_rest_aucs(y_true: np.ndarray, y_score: np.ndarray) -> list[float | None]:
@@ -45,33 +47,6 @@ def top_k_accuracy(y_true: np.ndarray, y_score: np.ndarray, k: int) -> float:
     """Fraction of images whose true class is among the `k` highest scores."""
     labels = np.arange(y_score.shape[1])
     return float(top_k_accuracy_score(y_true, y_score, k=k, labels=labels))
-
-
-def calibration_bins(y_true: np.ndarray, y_score: np.ndarray, n_bins: int = 10) -> list[dict]:
-    """Reliability diagram data: per equal-width confidence bin, mean confidence, accuracy, count.
-
-    Empty bins are left out. The confidence is the top-label probability, max over classes.
-    """
-    confidence = y_score.max(axis=1)
-    correct = y_score.argmax(axis=1) == y_true
-    # bin i holds confidences in (i/n, (i+1)/n]; a confidence of exactly 0 goes to bin 0
-    index = np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
-    return [
-        {
-            "bin": i,
-            "confidence": float(confidence[index == i].mean()),
-            "accuracy": float(correct[index == i].mean()),
-            "count": int((index == i).sum()),
-        }
-        for i in range(n_bins)
-        if (index == i).any()
-    ]
-
-
-def expected_calibration_error(y_true: np.ndarray, y_score: np.ndarray, n_bins: int = 10) -> float:
-    """ECE: the count-weighted mean gap between confidence and accuracy over the bins."""
-    bins = calibration_bins(y_true, y_score, n_bins)
-    return float(sum(b["count"] * abs(b["confidence"] - b["accuracy"]) for b in bins) / len(y_true))
 
 
 def absent_classes(y_true: np.ndarray, class_names: list[str]) -> list[str]:

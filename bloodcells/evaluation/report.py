@@ -10,23 +10,19 @@ The validation split is predicted too: the referral threshold is chosen on it (s
 from __future__ import annotations
 
 import csv
-import io
-import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import keras
-import matplotlib.pyplot as plt
 import numpy as np
 
 from bloodcells.architectures.ensemble import ensemble_members
-from bloodcells.core.files import atomic_path, staged_folders, write_csv, write_json
+from bloodcells.core.files import staged_folders, write_csv, write_json
 from bloodcells.core.params import Params
 from bloodcells.core.paths import (
     EVAL_METRICS_DIR,
     EVAL_PLOTS_DIR,
-    MODEL_CARD,
+    MODEL_DIR,
     MODEL_FILE,
     PREDICTIONS_FILE,
     TRAIN_METRICS_DIR,
@@ -36,23 +32,19 @@ from bloodcells.core.resources import file_size_mb, peak_memory_mb, timed_predic
 from bloodcells.core.stage import StageError, require
 from bloodcells.data.splits import load_split
 from bloodcells.evaluation import plots
-from bloodcells.evaluation.curves import pr_rows, roc_rows
+from bloodcells.evaluation.calibration import calibration_bins, matching_temperature
 from bloodcells.evaluation.gallery import (
-    confident_mistakes,
     pick_per_class,
     prediction_titles,
     whole_classes_per_row,
 )
-from bloodcells.evaluation.gradcam import SUPPORTED_BACKENDS, gradcam, last_conv_layer
-from bloodcells.evaluation.metrics import (
-    calibration_bins,
-    classification_metrics,
-    confusion,
-    one_vs_rest_aucs,
-    per_class_report,
-)
-from bloodcells.evaluation.trust import TrustReport, matching_temperature, trust_report
-from bloodcells.evaluation.tta import predict_probabilities
+from bloodcells.evaluation.metrics import classification_metrics
+from bloodcells.evaluation.trust import TrustReport, trust_report
+from bloodcells.evaluation.writers import draw_prediction_figures, save_figure, write_tables
+from bloodcells.model.card import read_card
+from bloodcells.model.gradcam import SUPPORTED_BACKENDS, gradcam, last_conv_layer
+from bloodcells.model.load import load_model
+from bloodcells.model.tta import predict_probabilities
 
 PREDICT_BATCH = 256
 # The figures `dvc exp show` and `dvc metrics diff` compare; the rest is in report.json beside them.
@@ -60,41 +52,6 @@ HEADLINE = ("accuracy", "accuracy_ci_lower", "accuracy_ci_upper")
 HEADLINE += ("macro_f1", "macro_f1_ci_lower", "macro_f1_ci_upper")
 HEADLINE += ("auc", "ece", "ece_calibrated", "coverage_95_accuracy", "referral_coverage", "train_seconds")
 PREDICTION_COLUMNS = ["index", "true", "predicted", "confidence"]
-
-
-def read_card(path: Path = MODEL_CARD) -> dict[str, Any]:
-    """The model card the train stage wrote."""
-    return json.loads(require(path, "train").read_text())
-
-
-def load_trained_model(path: Path = MODEL_FILE) -> keras.Model:
-    """The train stage's model (its augmentation layers registered by importing the architectures)."""
-    import bloodcells.architectures  # noqa: F401  (registers the custom layers the file names)
-
-    require(path, "train")
-    if not zipfile.is_zipfile(path):  # Keras says "File not found" of a file that is there but cut short
-        raise StageError(
-            f"{path}: not a complete .keras archive ({path.stat().st_size} bytes: truncated?); "
-            "rerun `dvc repro train` or restore it with `dvc checkout models/model.keras`"
-        )
-    try:
-        return keras.saving.load_model(path)  # safe_mode: code inside the file is never run
-    except (ValueError, OSError, TypeError, KeyError, zipfile.BadZipFile) as error:
-        if "safe_mode" in str(error):
-            raise StageError(
-                f"{path}: refused: the file holds Python code (e.g. a Lambda layer) that loading would run; "
-                "only models this project's train stage writes are loaded"
-            ) from None
-        raise StageError(f"{path}: not a loadable Keras model ({str(error).splitlines()[0]})") from None
-
-
-def confusion_rows(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> str:
-    """CSV of (actual, predicted) class names, the input DVC's `confusion` template expects."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["actual", "predicted"])
-    writer.writerows((class_names[t], class_names[p]) for t, p in zip(y_true, y_pred, strict=True))
-    return buffer.getvalue()
 
 
 def read_training_curves(live_dir: Path) -> dict[str, dict[str, list[tuple[int, float]]]]:
@@ -112,38 +69,6 @@ def read_training_curves(live_dir: Path) -> dict[str, dict[str, list[tuple[int, 
                     raise StageError(f"{path}: not dvclive's step/{metric} table ({error})") from None
                 curves.setdefault(metric, {})[split] = points
     return curves
-
-
-def save_figure(figure: plt.Figure, path: Path, note: str | None = None) -> None:
-    """Write a figure as PNG (no timestamp, so identical figures give identical bytes) and free it.
-
-    `note`, when given, is written along the figure's foot (e.g. that a class name could not be drawn).
-    """
-    if note:
-        figure.supxlabel(note, fontsize=7, color="#555555")
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=100, metadata={"Software": None})
-    plt.close(figure)
-
-
-def write_tables(
-    folder: Path, y_true: np.ndarray, scores: np.ndarray, classes: list[str], bins: list[dict]
-) -> list[dict]:
-    """Plot data for DVC: per-class rows, ROC, PR, reliability and confusion CSVs; returns per-class rows."""
-    y_pred = scores.argmax(axis=1)
-    per_class = [
-        row | {"auc": auc}
-        for row, auc in zip(
-            per_class_report(y_true, y_pred, classes), one_vs_rest_aucs(y_true, scores), strict=True
-        )
-    ]
-    write_csv(folder / "per_class.csv", per_class)
-    write_csv(folder / "roc.csv", roc_rows(y_true, scores, classes))
-    write_csv(folder / "pr.csv", pr_rows(y_true, scores, classes))
-    write_csv(folder / "calibration.csv", bins)
-    with atomic_path(folder / "confusion.csv") as tmp:
-        tmp.write_text(confusion_rows(y_true, y_pred, classes))
-    return per_class
 
 
 def write_trust_tables(folder: Path, trust: TrustReport) -> None:
@@ -168,13 +93,10 @@ def draw_figures(
     """The report's PNGs: confusion, ROC+PR, calibration, training curves, samples, mistakes, Grad-CAM."""
     settings, seed = params.evaluate, params.seed
     classes, note = plots.drawable_names(classes)  # e.g. CJK names without a font: `class 3`, noted
-    y_pred = scores.argmax(axis=1)
-    roc, pr = roc_rows(y_true, scores, classes), pr_rows(y_true, scores, classes)
-    aucs = dict(zip(classes, one_vs_rest_aucs(y_true, scores), strict=True))
+    columns = whole_classes_per_row(settings.samples_per_class, 6)
+    title = "Sample test predictions (wrong ones in red)"
+    draw_prediction_figures(folder, images, y_true, scores, classes, settings, seed, title, columns, note)
     bins = calibration_bins(y_true, scores, settings.calibration_bins)
-    matrix = confusion(y_true, y_pred, len(classes))
-    save_figure(plots.confusion_figure(matrix, classes), folder / "confusion.png", note)
-    save_figure(plots.curves_figure(roc, pr, aucs), folder / "roc_pr.png", note)
     calibration = plots.calibration_figure(
         bins,
         settings.calibration_bins,
@@ -188,25 +110,6 @@ def draw_figures(
     save_figure(risk, folder / "risk_coverage.png")
     if curves := read_training_curves(TRAIN_METRICS_DIR):
         save_figure(plots.training_figure(curves), folder / "training.png")
-    samples = pick_per_class(y_true, settings.samples_per_class, seed)
-    grid = plots.image_grid(
-        images[samples],
-        prediction_titles(samples, y_true, scores, classes),
-        y_pred[samples] != y_true[samples],
-        ncols=whole_classes_per_row(settings.samples_per_class, 6),
-        title="Sample test predictions (wrong ones in red)",
-    )
-    save_figure(grid, folder / "samples.png", note)
-    mistakes = confident_mistakes(y_true, scores, settings.mistakes)
-    if len(mistakes):
-        grid = plots.image_grid(
-            images[mistakes],
-            prediction_titles(mistakes, y_true, scores, classes),
-            np.ones(len(mistakes), bool),
-            ncols=min(8, len(mistakes)),
-            title=f"The {len(mistakes)} most confident mistakes",
-        )
-        save_figure(grid, folder / "mistakes.png", note)
     if settings.gradcam_per_class:
         explain = pick_per_class(y_true, settings.gradcam_per_class, seed + 1)
         titles = prediction_titles(explain, y_true, scores, classes)
@@ -272,12 +175,12 @@ def member_metrics(
 def evaluate_model(params: Params) -> dict[str, Any]:
     """Predict the test split at `train.size`; write metrics, plot data and figures; return all metrics."""
     settings, size = params.evaluate, params.train.size
-    card = read_card()
+    card = read_card(MODEL_DIR)
     classes = card["classes"]
     folder = require(preprocessed_dir(size), f"preprocess@{size}")
     test = load_split(folder, "test", mmap=False)
     images, y_true = np.asarray(test.images), test.labels
-    model = load_trained_model()
+    model = load_model(require(MODEL_FILE, "train"))
 
     def predict(x: np.ndarray) -> np.ndarray:
         return predict_probabilities(model, x, PREDICT_BATCH, settings.tta_views)

@@ -1,13 +1,9 @@
 """The figures that say how far to trust the test metrics, from arrays: intervals, calibration, referral.
 
 Confidences here are temperature-scaled: they are what a user of the model sees, and temperature
-scaling never changes a prediction, only how sure it is. The temperature is the card's (fitted on
-validation by the train stage, one view per image) when the test predictions are single views too;
-predictions averaged over several views are softer, so for them it is refitted on the validation
-predictions made the same way (on the 3-epoch 28 px model: test ECE 0.096 with the card's 1-view
-temperature on 8-view predictions, 0.087 refitted at 8 views). The referral threshold is chosen on
-the validation split, so the test figures it achieves are an honest estimate of what it does on new
-images.
+scaling never changes a prediction, only how sure it is (which temperature: calibration.py's
+`matching_temperature`). The referral threshold is chosen on the validation split, so the test
+figures it achieves are an honest estimate of what it does on new images.
 """
 
 from __future__ import annotations
@@ -18,8 +14,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import log_loss
 
-from bloodcells.evaluation.calibration import apply_temperature, fit_temperature
-from bloodcells.evaluation.metrics import calibration_bins, expected_calibration_error
+from bloodcells.evaluation.calibration import calibration_bins, expected_calibration_error
 from bloodcells.evaluation.uncertainty import (
     accuracy_at_coverage,
     aurc,
@@ -28,6 +23,7 @@ from bloodcells.evaluation.uncertainty import (
     referral_threshold,
     selective_summary,
 )
+from bloodcells.model.temperature import apply_temperature
 
 CONFIDENCE_LEVEL = 0.95
 COVERAGES = (90, 95, 99)  # percent of test images answered, most confident first
@@ -58,17 +54,6 @@ def prediction_rows(
         }
         for i in index
     ]
-
-
-def matching_temperature(
-    card: dict[str, Any], views: int, val_scores: np.ndarray, val_true: np.ndarray
-) -> tuple[float, str]:
-    """The temperature for predictions averaged over `views` views, and where it comes from."""
-    fitted_views = (card.get("temperature_fit") or {}).get("views")
-    kind = f"{views} view{'s' * (views > 1)}"
-    if "temperature" in card and fitted_views == views:
-        return float(card["temperature"]), f"model card (val, {kind})"
-    return fit_temperature(val_scores, val_true), f"refitted on val at {kind}"
 
 
 def trust_report(

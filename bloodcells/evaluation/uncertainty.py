@@ -1,4 +1,4 @@
-"""How sure the figures are: bootstrap intervals, a paired test between two models, and selective prediction.
+"""How sure the figures are: bootstrap intervals and selective prediction.
 
 Pure functions of label and confidence arrays, vectorised with numpy (1,000 resamples take
 milliseconds, whatever the number of images). The bootstrap is stratified: every resample keeps each class's
@@ -10,7 +10,6 @@ and refers the rest to a person: the risk-coverage curve says what each share of
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import binomtest
 
 BOOTSTRAP_METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
 
@@ -74,21 +73,6 @@ def bootstrap_intervals(
         name: (float(np.percentile(values[name], tail)), float(np.percentile(values[name], 100 - tail)))
         for name in BOOTSTRAP_METRICS
     }
-
-
-def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float | int]:
-    """McNemar's exact test of two models' right/wrong outcomes on the same images.
-
-    Only the discordant images count: `a_only` right for A and wrong for B, `b_only` the reverse.
-    Under "equally good" each discordant image is a fair coin, so the two-sided p-value is the
-    binomial test of a_only out of a_only + b_only at 1/2 (1.0 when no image is discordant).
-    """
-    if correct_a.shape != correct_b.shape:
-        raise ValueError(f"outcomes of {len(correct_a)} and {len(correct_b)} images: not the same test set")
-    a_only = int(np.sum(correct_a & ~correct_b))
-    b_only = int(np.sum(~correct_a & correct_b))
-    p_value = 1.0 if a_only + b_only == 0 else float(binomtest(a_only, a_only + b_only, 0.5).pvalue)
-    return {"images": len(correct_a), "a_only": a_only, "b_only": b_only, "p_value": p_value}
 
 
 def confidence_order(confidence: np.ndarray) -> np.ndarray:

@@ -24,13 +24,15 @@ from bloodcells.architectures.transfer import ImageNetScaling
 from bloodcells.core.files import atomic_path, staged_folders, write_json
 from bloodcells.core.paths import EVAL_METRICS_FILE, EXPORT_DIR, MODEL_CARD, MODEL_FILE
 from bloodcells.core.stage import StageError, require
-from bloodcells.inference.card import card_markdown, export_card
+from bloodcells.inference.export_card import card_markdown, export_card
+from bloodcells.model.card import CARD_NAME, MODEL_NAME
+from bloodcells.model.load import load_model
 
 AUGMENT_PREFIX = "augment_"
-KERAS_NAME, SAVED_MODEL_NAME = "model.keras", "saved_model"
+KERAS_NAME, SAVED_MODEL_NAME = MODEL_NAME, "saved_model"
 TFLITE_NAME, ONNX_NAME = "model.tflite", "model.onnx"
 ONNX_OPSET = 18
-CARD_NAME, README_NAME = "model.json", "README.md"
+README_NAME = "README.md"
 SIGNATURE, OUTPUT_NAME = "serving_default", "probabilities"
 
 
@@ -126,7 +128,7 @@ def save_onnx(model: keras.Model, path: Path) -> None:
         )
 
 
-FORMATS = {"saved_model": SAVED_MODEL_NAME, "tflite": TFLITE_NAME, "onnx": ONNX_NAME}  # besides .keras
+EXPORT_FILES = {"saved_model": SAVED_MODEL_NAME, "tflite": TFLITE_NAME, "onnx": ONNX_NAME}  # besides .keras
 
 
 def export_model(
@@ -137,12 +139,10 @@ def export_model(
     card_file: Path = MODEL_CARD,
 ) -> dict[str, Any]:
     """Write models/export/ (the inference .keras and each of `formats`) with the card; return the card."""
-    from bloodcells.inference.predictor import load_keras_model
-
     card = json.loads(require(card_file, "train").read_text())
     metrics = json.loads(require(EVAL_METRICS_FILE, "evaluate").read_text())
     try:
-        model = inference_model(load_keras_model(require(model_file, "train")))
+        model = inference_model(load_model(require(model_file, "train")))
     except ValueError as error:
         raise StageError(str(error)) from None
     with staged_folders(EXPORT_DIR) as (folder,):
@@ -150,13 +150,14 @@ def export_model(
             model.save(tmp)
         savers = {"saved_model": save_saved_model, "tflite": save_tflite, "onnx": save_onnx}
         for name in formats:
-            savers[name](model, folder / FORMATS[name])
-        files = {"keras": KERAS_NAME, **{name: FORMATS[name] for name in formats}}
+            savers[name](model, folder / EXPORT_FILES[name])
+        files = {"keras": KERAS_NAME, **{name: EXPORT_FILES[name] for name in formats}}
         if "saved_model" in formats:
             files["signature"] = f"{SIGNATURE}: uint8 image (N, H, W, 3) -> {OUTPUT_NAME} (N, classes)"
         exported = export_card(card, metrics, files, dataset, source)
         write_json(folder / CARD_NAME, exported)
         with atomic_path(folder / README_NAME) as tmp:
             tmp.write_text(card_markdown(exported))
-    print(f"{EXPORT_DIR}: {', '.join([KERAS_NAME, *(FORMATS[name] for name in formats)])}, {CARD_NAME}")
+    written = [KERAS_NAME, *(EXPORT_FILES[name] for name in formats), CARD_NAME]
+    print(f"{EXPORT_DIR}: {', '.join(written)}")
     return exported

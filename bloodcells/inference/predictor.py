@@ -1,59 +1,27 @@
 """A trained model loaded once, with its card: class probabilities in batches, TTA, Grad-CAM overlays.
 
 `Predictor(folder)` reads `model.keras` and `model.json` from a folder the pipeline wrote (models/, or
-models/export/). The card says how images must be decoded (see preprocessing.py), which transforms
+models/export/). The card says how images must be decoded (bloodcells.model.card), which transforms
 the training arrays went through after decoding (cell crop, stain normalisation: `prepare`), and,
-when the model was calibrated, the temperature that divides its log-probabilities.
+when the model was calibrated, the temperature that divides its log-probabilities. Keras is imported
+only once a model is loaded: `predict` decodes its inputs first, in processes forked without it.
 """
 
 from __future__ import annotations
 
 import io
-import json
-import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from bloodcells.data.decode import Recipe
 from bloodcells.data.prepare import prepare
-from bloodcells.evaluation.calibration import apply_temperature
-from bloodcells.inference.preprocessing import recipe_from_card
+from bloodcells.model.card import MODEL_NAME, read_card, recipe_from_card
+from bloodcells.model.load import load_model
+from bloodcells.model.temperature import apply_temperature
+from bloodcells.model.tta import BATCH_SIZE, predict_probabilities
 
-MODEL_NAME = "model.keras"
-CARD_NAME = "model.json"
-BATCH_SIZE = 256
 OVERLAY_SIDE = 224  # Grad-CAM overlays are drawn at this side: a 28 px image is too small to see
-
-
-def read_card(folder: Path) -> dict[str, Any]:
-    """The model card beside the model, checked for what prediction needs."""
-    path = folder / CARD_NAME
-    try:
-        card = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"{path} not found: point at a folder the pipeline wrote (models/)") from None
-    except ValueError as error:
-        raise ValueError(f"{path}: not JSON ({error})") from None
-    missing = [key for key in ("classes", "input_shape") if key not in card]
-    if missing:
-        raise ValueError(f"{path}: no {', '.join(missing)} (not a model card of this project)")
-    return card
-
-
-def load_keras_model(path: Path):
-    """A model file of this project (its custom layers registered first), or one clear error."""
-    import keras
-
-    import bloodcells.architectures  # noqa: F401  (registers the augmentation layers a model may name)
-
-    if not path.exists():
-        raise ValueError(f"{path} not found: run `dvc repro` (or `dvc pull`) first")
-    try:
-        return keras.saving.load_model(path)
-    except Exception as error:  # Keras raises many types on a bad file
-        raise ValueError(f"{path}: not a loadable Keras model ({str(error).splitlines()[0]})") from None
 
 
 class Predictor:
@@ -68,7 +36,7 @@ class Predictor:
         self.recipe: Recipe = recipe_from_card(self.card)
         self.size: int = self.recipe.sizes[0]
         self.temperature = float(self.card.get("temperature") or 1.0)
-        self.model = load_keras_model(self.folder / MODEL_NAME)
+        self.model = load_model(self.folder / MODEL_NAME)
         self._gradcam_layer: str | None = None
 
     def prepare(self, images: np.ndarray) -> np.ndarray:
@@ -78,7 +46,7 @@ class Predictor:
 
     def adapt(self, images: np.ndarray, seed: int = 0) -> int:
         """Re-estimate BatchNorm statistics on prepared `images` (label-free); the batches used."""
-        from bloodcells.training.loop import adapt_batchnorm
+        from bloodcells.model.batchnorm import adapt_batchnorm
 
         return adapt_batchnorm(self.model, images, seed)
 
@@ -86,27 +54,15 @@ class Predictor:
         self, images: np.ndarray, batch_size: int = BATCH_SIZE, tta: int = 1, progress: bool = False
     ) -> np.ndarray:
         """Class probabilities (N, n_classes), averaged over `tta` dihedral views, temperature applied."""
-        from tqdm import tqdm
-
-        from bloodcells.evaluation.tta import DIHEDRAL_VIEWS, dihedral_view
-
-        if not 1 <= tta <= DIHEDRAL_VIEWS:
-            raise ValueError(f"tta must be between 1 and {DIHEDRAL_VIEWS} views, got {tta}")
         if images.shape[1:] != (self.size, self.size, 3):
             expected = (self.size, self.size, 3)
             raise ValueError(f"images of shape {images.shape[1:]}, the model needs {expected}")
-        out = np.zeros((len(images), len(self.classes)), dtype=np.float32)
-        starts = range(0, len(images), batch_size)
-        bar = tqdm(starts, unit="batch", desc="predict", file=sys.stderr, disable=not progress)
-        for start in bar:
-            batch = np.asarray(images[start : start + batch_size])
-            total = sum(self.model.predict_on_batch(dihedral_view(batch, i)) for i in range(tta))
-            out[start : start + len(batch)] = np.asarray(total) / tta
-        return apply_temperature(out, self.temperature)
+        probs = predict_probabilities(self.model, images, batch_size, tta, progress)
+        return apply_temperature(probs, self.temperature)
 
     def gradcam_layer(self) -> str:
         """The convolution Grad-CAM explains (the deepest one), or why there is none."""
-        from bloodcells.evaluation.gradcam import last_conv_layer
+        from bloodcells.model.gradcam import last_conv_layer
 
         if self._gradcam_layer is None:
             self._gradcam_layer = last_conv_layer(self.model)
@@ -116,7 +72,7 @@ class Predictor:
 
     def heatmaps(self, images: np.ndarray, classes: np.ndarray) -> np.ndarray:
         """Grad-CAM heat-maps (N, H, W) in [0, 1] for the class given for each image."""
-        from bloodcells.evaluation.gradcam import gradcam
+        from bloodcells.model.gradcam import gradcam
 
         return gradcam(self.model, images, classes, self.gradcam_layer())
 

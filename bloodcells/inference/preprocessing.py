@@ -1,8 +1,9 @@
 """Turn what a user hands `predict` (image files, folders, MedMNIST npz files) into model-ready arrays.
 
 Images are decoded exactly as the training data was: the crop side and resize filter recorded in the
-model card (`decoding`), at the model's input size, by the folder route's own decoder
-(bloodcells.data.decode), so there is one implementation of the recipe. As in the folder route, a
+model card (`decoding`, read by bloodcells.model.card.recipe_from_card), at the model's input size,
+by the folder route's own decoder (bloodcells.data.decode), so there is one implementation of the
+recipe. As in the folder route, a
 file that is not a decodable image is reported and skipped, never fatal.
 """
 
@@ -13,14 +14,12 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from bloodcells.data.decode import RESIZE_FILTERS, Recipe, decode_bytes, decode_files
+from bloodcells.data.decode import Recipe, decode_bytes, decode_files
 from bloodcells.data.folder_layout import IMAGE_SUFFIXES
 
-UNKNOWN_DECODING = {"crop": None, "resize_filter": "bicubic"}  # card without `decoding`: largest square
 DECODE_WORKERS = os.cpu_count() or 1
 NPZ_SUFFIX = ".npz"
 
@@ -33,18 +32,6 @@ class Batch:
     images: np.ndarray | None = None  # (N, size, size, 3) uint8
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
     ignored: int = 0  # files in a folder without an image suffix (the folder route ignores them too)
-
-
-def recipe_from_card(card: dict[str, Any]) -> Recipe:
-    """The decoding the model was trained with: its input size, the recorded crop and resize filter."""
-    height, width, channels = card["input_shape"]
-    if height != width or channels != 3:
-        raise ValueError(f"model input {card['input_shape']}: only square RGB models are supported")
-    decoding = card.get("decoding") or UNKNOWN_DECODING
-    resize_filter = decoding.get("resize_filter", "bicubic")
-    if resize_filter not in RESIZE_FILTERS:
-        raise ValueError(f"model card: unknown resize filter {resize_filter!r}")
-    return Recipe(sizes=(int(height),), crop=decoding.get("crop"), resize_filter=resize_filter)
 
 
 def decode_image_bytes(data: bytes, recipe: Recipe) -> np.ndarray:

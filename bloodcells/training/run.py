@@ -22,7 +22,7 @@ from bloodcells.core.paths import CLASS_WEIGHTS_FILE, MODEL_CARD, MODEL_FILE, pr
 from bloodcells.core.stage import require
 from bloodcells.data.class_weights import read_class_weights
 from bloodcells.data.splits import Split, load_split, load_summary
-from bloodcells.evaluation.calibration import fit_temperature, negative_log_likelihood
+from bloodcells.model.temperature import fit_temperature, negative_log_likelihood
 from bloodcells.training.devices import distribution, set_determinism, set_precision
 from bloodcells.training.loop import backup_dir, split_accuracy, train_resumable
 

@@ -78,8 +78,9 @@ def run_variant(name: str, epochs: int, work: Path) -> dict[str, Any]:
     from bloodcells.data.medmnist import class_names
     from bloodcells.data.preprocess import crop_cells, normalize_stains
     from bloodcells.evaluation.external import load_external, score_external
-    from bloodcells.evaluation.tta import predict_probabilities
-    from bloodcells.training.loop import adapt_batchnorm, train_resumable
+    from bloodcells.model.batchnorm import adapt_batchnorm
+    from bloodcells.model.tta import predict_probabilities
+    from bloodcells.training.loop import train_resumable
 
     params = recipe_params(None, {**VARIANTS[name], "train.epochs": epochs})
     size = params.train.size
@@ -139,7 +140,7 @@ def interval(metrics: dict[str, Any], key: str, percent: bool = True) -> str:
 
 def table(results: list[dict[str, Any]]) -> str:
     """The cross-lab table: LISC plain and adapted, in-domain test, McNemar against the first row."""
-    from bloodcells.evaluation.uncertainty import mcnemar_exact
+    from scripts.paired import mcnemar_exact
 
     first = np.asarray(results[0]["lisc_correct"])
     rows = []

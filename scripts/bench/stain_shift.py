@@ -2,7 +2,7 @@
 
 Each variant trains the configured model (params.yaml, `model`) on the real 28 px training split for
 `--epochs` (a short budget: this ranks the levers, it does not say where each ends), then predicts
-the test split and its shifted copy (bloodcells.evaluation.shift.shifted_copy, deterministic) with
+the test split and its shifted copy (scripts/bench/shift.py's shifted_copy, deterministic) with
 the evaluate stage's test-time augmentation. A stain-normalising variant normalises train, val, test
 and the shifted copy with the train split's Reinhard target, as preprocess and prediction would.
 
@@ -57,7 +57,7 @@ def run_variant(name: str, splits: dict, shifted: dict[str, np.ndarray], epochs:
     from bloodcells.data.splits import Split
     from bloodcells.data.stain import apply_stain_normalization, fit_stain_normalization
     from bloodcells.evaluation.metrics import classification_metrics
-    from bloodcells.evaluation.tta import predict_probabilities
+    from bloodcells.model.tta import predict_probabilities
     from bloodcells.training.loop import train_resumable
 
     params = load_params(PROJECT / "params.yaml")
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> None:
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         raise SystemExit(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
-    from bloodcells.evaluation.shift import Shift, shifted_copy
+    from scripts.bench.shift import Shift, shifted_copy
 
     splits = load_real()
     shift = Shift()

@@ -168,7 +168,7 @@ class Runner:
         and the weights and running statistics are put back after scoring so the next epoch trains
         as the train stage would.
         """
-        from bloodcells.evaluation.tta import predict_probabilities
+        from bloodcells.model.tta import predict_probabilities
         from bloodcells.training.loop import batchnorm_layers, exchange_averaged_weights, recompute_batchnorm
 
         test, train = self.splits["test"], self.params.train

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from bloodcells.inference.export import KERAS_NAME, ONNX_NAME, SAVED_MODEL_NAME, TFLITE_NAME
-from bloodcells.inference.formats import PROBABILITY_TOLERANCE, check_formats
-from bloodcells.inference.predictor import load_keras_model
+from bloodcells.inference.export_check import PROBABILITY_TOLERANCE, check_formats
+from bloodcells.model.load import load_model
 from tests.conftest import dvc_env, ran_stages, run, set_params
 
 pytestmark = pytest.mark.slow  # real dvc pipelines on temporary repos
@@ -49,7 +49,7 @@ def exported_repo(tmp_path_factory, reproduced_repo):
 
 
 def pipeline_probabilities(repo):
-    model = load_keras_model(repo / "models" / "model.keras")
+    model = load_model(repo / "models" / "model.keras")
     images = np.load(repo / "data" / "preprocessed" / "28" / "test_images.npy")
     return images, model.predict(images, verbose=0)
 

@@ -32,7 +32,7 @@ def restricted_accuracy(repo: Path, external: Path, mapping: dict[str, str], cla
     import keras
 
     import bloodcells.architectures  # noqa: F401  (the custom layers)
-    from bloodcells.evaluation.tta import predict_probabilities
+    from bloodcells.model.tta import predict_probabilities
 
     model = keras.saving.load_model(repo / "models/model.keras")
     columns = sorted(classes.index(name) for name in mapping.values())
@@ -61,7 +61,7 @@ def test_validate_scores_the_mapped_classes_only_with_the_evaluate_outputs(proje
     result = run(repo, *VALIDATE)
     assert "48 images of 4 mapped classes" in result.stdout
 
-    metrics = json.loads((repo / "metrics/external/metrics.json").read_text())
+    metrics = json.loads((repo / "metrics/external/metrics.json").read_text())["external"]
     report = json.loads((repo / "metrics/external/report.json").read_text())
     assert metrics["images"] == 48 and report["classes"] == [classes[i] for i in (0, 1, 4, 6)]
     assert report["left_out_classes"] == ["unmapped"] and report["mapping"] == mapping

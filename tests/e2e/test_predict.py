@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bloodcells.evaluation.calibration import apply_temperature
 from bloodcells.inference.predictor import Predictor
+from bloodcells.model.temperature import apply_temperature
 from tests.conftest import PROJECT, run
 
 pytestmark = pytest.mark.slow  # real dvc pipelines on temporary repos

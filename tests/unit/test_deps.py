@@ -4,8 +4,10 @@ A stage's import closure within the project is measured two ways and joined: at 
 modules loaded by `python -m stages.<name> --help` in a subprocess, from `sys.modules`) and
 statically (every `import` of a project module in the stage's files, also inside functions, which
 run time only sees when the function runs). Each project file in the closure must be one of the
-stage's `deps` or inside a folder dep; and each code dep must hold something the stage imports.
-Run with `-s` to see each stage's coverage.
+stage's `deps` or inside a folder dep; each code dep must hold something the stage imports; and
+code deps are folders (a hand list of files goes stale), but for the stage's own script and the
+package's `__init__.py` (the folder holding it would be every package). Run with `-s` to see each
+stage's coverage.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from tests.conftest import PROJECT
 from tests.unit.stage_processes import STAGES
 
 CODE_ROOTS = ("stages", "bloodcells")  # the project's Python: what a code dep may name
+PACKAGE_INIT = "bloodcells/__init__.py"  # run by every import of the package
 
 
 def stage_deps(stage: str) -> list[str]:
@@ -102,9 +105,9 @@ def closure(stage: str, stage_help) -> set[Path]:
 
 def test_the_closure_is_measured_where_the_stage_imports_from():
     """Guards the measurement itself: a lazy import is found, a third-party module is not a project file."""
-    report = static_closure(PROJECT / "bloodcells/evaluation/report.py")
-    assert PROJECT / "bloodcells/architectures/__init__.py" in report  # imported inside a function
-    assert PROJECT / "bloodcells/__init__.py" in report
+    loader = static_closure(PROJECT / "bloodcells/model/load.py")
+    assert PROJECT / "bloodcells/architectures/__init__.py" in loader  # imported inside a function
+    assert PROJECT / PACKAGE_INIT in loader
     assert not is_project_file(Path(yaml.__file__))
     assert covered_by(PROJECT / "bloodcells/data/splits.py", ["bloodcells/data"]) == "bloodcells/data"
     assert covered_by(PROJECT / "bloodcells/data/splits.py", ["bloodcells/dat"]) is None
@@ -125,6 +128,9 @@ def test_every_project_file_a_stage_imports_is_one_of_its_deps(stage, stage_help
     )
     assert not uncovered, f"{stage} imports files its dvc.yaml deps miss: {uncovered}"
     assert not unused, f"{stage} depends on code it never imports (needless re-runs): {unused}"
+    files_named = [dep for dep in code_deps if dep not in (f"stages/{stage}.py", PACKAGE_INIT)]
+    not_folders = [dep for dep in files_named if not (PROJECT / dep).is_dir()]
+    assert not not_folders, f"{stage}: code deps must be package folders, not files: {not_folders}"
 
 
 def test_a_dep_left_out_of_dvc_yaml_would_be_found(stage_help):
@@ -132,3 +138,24 @@ def test_a_dep_left_out_of_dvc_yaml_would_be_found(stage_help):
     deps = [dep for dep in stage_deps("train") if dep != "bloodcells/training"]
     uncovered = [path for path in closure("train", stage_help) if covered_by(path, deps) is None]
     assert PROJECT / "bloodcells/training/loop.py" in uncovered
+
+
+# What each package may not reach: the model package sits below training, inference and evaluation,
+# and only the evaluate stage (and `validate`) import evaluation.
+FORBIDDEN = {
+    "model": ("training", "inference", "evaluation"),
+    "training": ("inference", "evaluation"),
+    "inference": ("training", "evaluation"),
+}
+
+
+@pytest.mark.parametrize("package", FORBIDDEN)
+def test_the_packages_import_only_downwards(package):
+    files = set().union(*(static_closure(path) for path in (PROJECT / "bloodcells" / package).glob("*.py")))
+    reached = sorted(
+        str(path.relative_to(PROJECT))
+        for path in files
+        for other in FORBIDDEN[package]
+        if path.is_relative_to(PROJECT / "bloodcells" / other)
+    )
+    assert not reached, f"bloodcells/{package} imports {reached}"

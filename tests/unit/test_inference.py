@@ -11,10 +11,11 @@ from PIL import Image
 
 from bloodcells.architectures import create_model
 from bloodcells.architectures.augment import NO_AUGMENT
-from bloodcells.evaluation.calibration import apply_temperature
 from bloodcells.inference.export import inference_model
-from bloodcells.inference.preprocessing import load_inputs, recipe_from_card
+from bloodcells.inference.preprocessing import load_inputs
 from bloodcells.inference.server import bars_html
+from bloodcells.model.card import recipe_from_card
+from bloodcells.model.temperature import apply_temperature
 
 MEDMNIST_DECODING = {"crop": 200, "resize_filter": "bicubic"}
 CARD = {"classes": ["a", "b", "c"], "input_shape": [28, 28, 3], "decoding": MEDMNIST_DECODING}

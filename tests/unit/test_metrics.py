@@ -10,14 +10,9 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
+from bloodcells.evaluation.calibration import calibration_bins, expected_calibration_error
 from bloodcells.evaluation.curves import RECALL_GRID, interpolated_precision, pr_rows, roc_rows
-from bloodcells.evaluation.metrics import (
-    calibration_bins,
-    classification_metrics,
-    expected_calibration_error,
-    medmnist_auc,
-    one_vs_rest_aucs,
-)
+from bloodcells.evaluation.metrics import classification_metrics, medmnist_auc, one_vs_rest_aucs
 
 # Six images, three classes. Predictions (argmax): 0 0 1 1 2 2 against truth 0 0 0 1 1 2.
 Y_TRUE = np.array([0, 0, 0, 1, 1, 2])

@@ -16,7 +16,7 @@ from bloodcells.data.folder_layout import ImageFile, assign_splits, file_groups
 from bloodcells.data.near_duplicates import dihedral_hashes, near_duplicate_report, near_pairs, to_image_hash
 from bloodcells.data.preprocess import find_near_duplicates
 from bloodcells.data.splits import Split
-from bloodcells.evaluation.tta import dihedral_view
+from bloodcells.model.tta import dihedral_view
 from tests.augmented_folder import augmented_copies, cell, write_augmented_folder
 
 PROJECT = Path(__file__).resolve().parents[2]

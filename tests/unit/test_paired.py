@@ -1,19 +1,38 @@
-"""McNemar's test between revisions, read from real predictions.csv files in a temporary git repo,
-and as the model comparison and the pull-request report show it."""
+"""McNemar's exact test on hand-checkable outcomes, then between revisions read from real
+predictions.csv files in a temporary git repo, and as the model comparison and the pull-request
+report show it."""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from bloodcells.evaluation.paired import compare_revisions, parse_predictions, predictions_text
 from scripts.compare_models import add_paired_tests, markdown_table, paired_note
+from scripts.paired import compare_revisions, mcnemar_exact, parse_predictions, predictions_text
 from scripts.pr_report import paired_section
 from tests.conftest import run
 
 TRUE = ["basophil", "neutrophil"] * 20  # 40 test images
+
+
+def test_mcnemar_p_value_matches_the_binomial_sum_by_hand():
+    # 8 images only A gets right, 2 only B, 90 both right or both wrong
+    correct_a = np.array([True] * 8 + [False] * 2 + [True] * 85 + [False] * 5)
+    correct_b = np.array([False] * 8 + [True] * 2 + [True] * 85 + [False] * 5)
+    test = mcnemar_exact(correct_a, correct_b)
+    # two-sided: 2 * P(X <= 2), X ~ Binomial(10, 1/2) = 2 * (1 + 10 + 45) / 1024
+    assert test == {"images": 100, "a_only": 8, "b_only": 2, "p_value": pytest.approx(112 / 1024)}
+    assert mcnemar_exact(correct_b, correct_a)["p_value"] == pytest.approx(112 / 1024)  # symmetric
+
+
+def test_mcnemar_without_discordant_images_is_one_and_refuses_different_test_sets():
+    same = np.array([True, False, True])
+    assert mcnemar_exact(same, same)["p_value"] == 1.0
+    with pytest.raises(ValueError, match="not the same test set"):
+        mcnemar_exact(same, same[:2])
 
 
 def write_predictions(repo: Path, wrong: set[int], true: list[str] = TRUE) -> None:

@@ -11,7 +11,7 @@ from matplotlib.text import Text
 
 from bloodcells.evaluation import plots
 from bloodcells.evaluation.metrics import classification_metrics
-from bloodcells.evaluation.report import save_figure
+from bloodcells.evaluation.writers import save_figure
 
 CJK = "好细胞"  # "good cell"
 STIX_ONLY = "\u1d81"  # ᶁ: in matplotlib's STIXGeneral, not in DejaVu Sans

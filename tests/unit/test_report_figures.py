@@ -14,8 +14,8 @@ from bloodcells.architectures import create_model, list_models
 from bloodcells.architectures.transfer import BACKBONES
 from bloodcells.evaluation import plots
 from bloodcells.evaluation.gallery import confident_mistakes, pick_per_class, whole_classes_per_row
-from bloodcells.evaluation.gradcam import gradcam, last_conv_layer
 from bloodcells.evaluation.report import read_training_curves
+from bloodcells.model.gradcam import gradcam, last_conv_layer
 from tests.conftest import shipped_params
 
 

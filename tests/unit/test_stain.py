@@ -29,7 +29,7 @@ from bloodcells.data.stain import (
     lab_statistics,
     rgb_to_hed,
 )
-from bloodcells.evaluation.shift import Shift, shifted_copy
+from scripts.bench.shift import Shift, shifted_copy
 from tests.augmented_folder import cell
 from tests.conftest import SHARED_DATA
 

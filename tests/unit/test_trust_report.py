@@ -7,8 +7,9 @@ import pytest
 import yaml
 
 from bloodcells.core.params import ParamsError, parse_params
-from bloodcells.evaluation.calibration import fit_temperature
-from bloodcells.evaluation.trust import matching_temperature, trust_report
+from bloodcells.evaluation.calibration import matching_temperature
+from bloodcells.evaluation.trust import trust_report
+from bloodcells.model.temperature import fit_temperature
 from tests.conftest import PROJECT
 
 CLASSES = ["a", "b", "c"]

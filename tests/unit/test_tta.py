@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from bloodcells.evaluation.tta import dihedral_view, predict_probabilities
+from bloodcells.model.tta import dihedral_view, predict_probabilities
 
 
 def test_the_eight_views_are_distinct_symmetries():

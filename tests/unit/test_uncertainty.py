@@ -1,4 +1,4 @@
-"""Bootstrap intervals, McNemar's test, risk-coverage and the referral threshold, on hand-checkable data."""
+"""Bootstrap intervals, risk-coverage and the referral threshold, on hand-checkable data."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from bloodcells.evaluation.uncertainty import (
     aurc,
     bootstrap_intervals,
     curve_rows,
-    mcnemar_exact,
     metrics_of_confusions,
     observed_confusion,
     referral_threshold,
@@ -77,23 +76,6 @@ def test_intervals_repeat_with_the_seed_and_change_with_another():
     first = bootstrap_intervals(y_true, y_pred, 4, 500, seed=7)
     assert bootstrap_intervals(y_true, y_pred, 4, 500, seed=7) == first
     assert bootstrap_intervals(y_true, y_pred, 4, 500, seed=8) != first
-
-
-def test_mcnemar_p_value_matches_the_binomial_sum_by_hand():
-    # 8 images only A gets right, 2 only B, 90 both right or both wrong
-    correct_a = np.array([True] * 8 + [False] * 2 + [True] * 85 + [False] * 5)
-    correct_b = np.array([False] * 8 + [True] * 2 + [True] * 85 + [False] * 5)
-    test = mcnemar_exact(correct_a, correct_b)
-    # two-sided: 2 * P(X <= 2), X ~ Binomial(10, 1/2) = 2 * (1 + 10 + 45) / 1024
-    assert test == {"images": 100, "a_only": 8, "b_only": 2, "p_value": pytest.approx(112 / 1024)}
-    assert mcnemar_exact(correct_b, correct_a)["p_value"] == pytest.approx(112 / 1024)  # symmetric
-
-
-def test_mcnemar_without_discordant_images_is_one_and_refuses_different_test_sets():
-    same = np.array([True, False, True])
-    assert mcnemar_exact(same, same)["p_value"] == 1.0
-    with pytest.raises(ValueError, match="not the same test set"):
-        mcnemar_exact(same, same[:2])
 
 
 CONFIDENCE = np.array([0.6, 0.9, 0.7, 0.8])

@@ -76,7 +76,7 @@ def onnx_runner(path: Path) -> Runner:
     return lambda images: session.run([OUTPUT_NAME], {"image": images})[0]
 
 
-FORMATS: dict[str, tuple[str, Callable[[Path], Runner]]] = {
+RUNNERS: dict[str, tuple[str, Callable[[Path], Runner]]] = {
     "keras (inference)": (KERAS_NAME, keras_runner),
     "savedmodel": (SAVED_MODEL_NAME, saved_model_runner),
     "tflite": (TFLITE_NAME, tflite_runner),
@@ -125,7 +125,7 @@ def check_formats(
 ) -> list[Check]:
     """Every format present in `folder`, compared with `reference` probabilities on `images`."""
     checks = []
-    for name, (file_name, make_runner) in FORMATS.items():
+    for name, (file_name, make_runner) in RUNNERS.items():
         path = folder / file_name
         if not path.exists():
             continue
@@ -153,7 +153,7 @@ def check_command(args) -> None:
         images = np.load(args.check, allow_pickle=False)[f"{args.split}_images"]
     except KeyError:
         raise ValueError(f"{args.check}: no {args.split}_images array") from None
-    pipeline = Predictor(folder.parent if (folder.parent / "model.keras").exists() else folder)
+    pipeline = Predictor(folder.parent if (folder.parent / KERAS_NAME).exists() else folder)
     start = time.perf_counter()
     reference = predict_batched(lambda x: np.asarray(pipeline.model.predict_on_batch(x)), images)
     rate = len(images) / (time.perf_counter() - start)

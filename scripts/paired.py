@@ -2,7 +2,8 @@
 
 The evaluate stage writes every test image's outcome to plots/evaluate/predictions.csv, a git-tracked
 output (cache: false), so each commit and each experiment ref holds its own; this module reads two of
-them (`git show <rev>:<path>`, or the file in the workspace) and pairs them image by image.
+them (`git show <rev>:<path>`, or the file in the workspace) and pairs them image by image. Used by
+scripts/compare_models.py, scripts/pr_report.py and the cross-lab benchmark, not by any stage.
 """
 
 from __future__ import annotations
@@ -14,12 +15,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import binomtest
 
 from bloodcells.core.paths import PREDICTIONS_FILE
-from bloodcells.evaluation.uncertainty import mcnemar_exact
 
 WORKSPACE = "workspace"  # `dvc exp show`'s name for the files on disk
 SIGNIFICANCE = 0.05
+
+
+def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float | int]:
+    """McNemar's exact test of two models' right/wrong outcomes on the same images.
+
+    Only the discordant images count: `a_only` right for A and wrong for B, `b_only` the reverse.
+    Under "equally good" each discordant image is a fair coin, so the two-sided p-value is the
+    binomial test of a_only out of a_only + b_only at 1/2 (1.0 when no image is discordant).
+    """
+    if correct_a.shape != correct_b.shape:
+        raise ValueError(f"outcomes of {len(correct_a)} and {len(correct_b)} images: not the same test set")
+    a_only = int(np.sum(correct_a & ~correct_b))
+    b_only = int(np.sum(~correct_a & correct_b))
+    p_value = 1.0 if a_only + b_only == 0 else float(binomtest(a_only, a_only + b_only, 0.5).pvalue)
+    return {"images": len(correct_a), "a_only": a_only, "b_only": b_only, "p_value": p_value}
 
 
 @dataclass(frozen=True)

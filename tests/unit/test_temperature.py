@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.special import softmax
 
-from bloodcells.evaluation.calibration import apply_temperature, fit_temperature, negative_log_likelihood
+from bloodcells.model.temperature import apply_temperature, fit_temperature, negative_log_likelihood
 
 
 def miscalibrated(n: int, temperature: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

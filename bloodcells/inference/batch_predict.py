@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 
 from bloodcells.core.files import atomic_path, write_csv
-from bloodcells.inference.predictor import BATCH_SIZE, CARD_NAME, Predictor, overlay_png, read_card
-from bloodcells.inference.preprocessing import load_inputs, recipe_from_card, report_skipped
+from bloodcells.inference.predictor import Predictor, overlay_png
+from bloodcells.inference.preprocessing import load_inputs, report_skipped
+from bloodcells.model.card import CARD_NAME, read_card, recipe_from_card
+from bloodcells.model.tta import BATCH_SIZE
 
 PROGRESS_AFTER = 1024  # images: shorter runs need no progress bar
 
