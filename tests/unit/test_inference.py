@@ -150,7 +150,7 @@ def test_bars_are_as_wide_as_the_probabilities():
 
 
 def test_the_cards_preprocessing_names_the_transforms_after_decoding():
-    from bloodcells.inference.card import preprocessing_text
+    from bloodcells.inference.export_card import preprocessing_text
 
     plain = {"input_shape": [28, 28, 3], "decoding": {"crop": 200, "resize_filter": "bicubic"}}
     assert "stain" not in preprocessing_text(plain) and "stained cell" not in preprocessing_text(plain)
