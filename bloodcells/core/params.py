@@ -268,19 +268,25 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
 
 
 def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any], source: str) -> dict[str, Any]:
-    """A copy of params `raw` with dotted keys (`train.lr: 1e-4`, as in configs/*.yaml) set.
+    """A copy of params `raw` with dotted keys (`train.lr: 1e-4`, as in configs/*.yaml and `-S`) set.
 
-    A key that params.yaml does not have is an error, so a configuration cannot silently drift.
+    A key that `raw` lacks is refused in one line, so a configuration cannot silently drift; a key
+    written `+group.key` (DVC's `-S +key=value` syntax) may add a new one under an existing group,
+    e.g. the `models.<name>` group of a model params.yaml has none for.
     """
     result = copy.deepcopy(raw)
     for dotted, value in overrides.items():
-        *parents, leaf = str(dotted).split(".")
+        dotted = str(dotted)
+        adding = dotted.startswith("+")
+        *parents, leaf = dotted.removeprefix("+").split(".")
         node = result
         for key in parents:
             if not isinstance(node, dict) or key not in node:
                 raise ParamsError(f"{source}: {dotted}: no such key in {PARAMS_FILE}")
+            if node[key] is None and adding:  # an empty group (`models.x:`) takes new keys too
+                node[key] = {}
             node = node[key]
-        if not isinstance(node, dict) or leaf not in node:
+        if not isinstance(node, dict) or (leaf not in node and not adding):
             raise ParamsError(f"{source}: {dotted}: no such key in {PARAMS_FILE}")
         node[leaf] = value
     return result

@@ -109,7 +109,7 @@ def test_an_unknown_model_name_fails_before_training(project_repo):
     result = run(project_repo, "dvc", "exp", "run", "-S", "model=resnet9000", check=False)
     assert result.returncode != 0
     assert "Parameters 'models.resnet9000' are missing" in result.stderr
-    set_params(project_repo, {"model": "resnet9000", "models.resnet9000": {}})
+    set_params(project_repo, {"model": "resnet9000", "+models.resnet9000": {}})
     direct = run(project_repo, "python", "-m", "stages.train", check=False)
     assert direct.returncode == 1
     assert "train failed: Unknown model 'resnet9000'. Known models: baseline" in direct.stderr

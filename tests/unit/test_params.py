@@ -10,8 +10,8 @@ import yaml
 from pydantic import BaseModel
 
 from bloodcells.core import params as schema
-from bloodcells.core.params import ParamsError, load_params, parse_params, read_yaml
-from tests.conftest import PROJECT, set_dotted, shipped_params
+from bloodcells.core.params import ParamsError, apply_overrides, load_params, parse_params, read_yaml
+from tests.conftest import PROJECT, shipped_params
 
 GROUPS = [
     cls
@@ -98,9 +98,21 @@ def test_a_missing_key_and_several_faults_are_said_in_one_line():
     del raw["train"]["lr"]
     with pytest.raises(ParamsError, match=r"^params.yaml: train.lr: missing$"):
         parse_params(raw)
-    set_dotted(raw, {"train.lr": 1e-3, "train.epochs": "abc", "seed": "x"})
+    raw = apply_overrides(raw, {"+train.lr": 1e-3, "train.epochs": "abc", "seed": "x"}, "test")
     with pytest.raises(ParamsError, match=r"; and 1 more$"):
         parse_params(raw)
+
+
+def test_an_override_sets_only_known_keys_unless_it_says_plus():
+    """One override path (configs, `-S`, tests): a typo is refused; `+key` adds one, as in `dvc exp run`."""
+    raw = read_yaml(PROJECT / "params.yaml")
+    with pytest.raises(ParamsError, match=r"^-S: models.skip.widht: no such key in params.yaml$"):
+        apply_overrides(raw, {"models.skip.widht": 16}, "-S")
+    with pytest.raises(ParamsError, match="nowhere.lr: no such key"):
+        apply_overrides(raw, {"+nowhere.lr": 1.0}, "-S")
+    added = apply_overrides(raw, {"+models.new": {}, "+models.skip.extra": 1, "train.lr": 0.1}, "-S")
+    assert added["models"]["new"] == {} and added["models"]["skip"]["extra"] == 1
+    assert added["train"]["lr"] == 0.1 and raw["train"]["lr"] == 1e-3  # a copy: the input is untouched
 
 
 def test_a_file_that_is_not_yaml_or_not_there_is_one_line(tmp_path):
