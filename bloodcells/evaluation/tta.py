@@ -9,8 +9,6 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-DIHEDRAL_VIEWS = 8
-
 
 def dihedral_view(images: np.ndarray, index: int) -> np.ndarray:
     """View `index` (0-7) of a batch (N, H, W, C): `index % 4` quarter turns, then a flip if `index >= 4`."""
@@ -21,9 +19,7 @@ def dihedral_view(images: np.ndarray, index: int) -> np.ndarray:
 def predict_probabilities(
     model: keras.Model, images: np.ndarray, batch_size: int, views: int = 1
 ) -> np.ndarray:
-    """Class probabilities (N, n_classes), averaged over the first `views` dihedral views."""
-    if not 1 <= views <= DIHEDRAL_VIEWS:
-        raise ValueError(f"evaluate.tta_views must be between 1 and {DIHEDRAL_VIEWS}, got {views}")
+    """Class probabilities (N, n_classes), averaged over the first `views` (1-8, the schema's TtaViews)."""
     total = sum(
         model.predict(dihedral_view(images, i), batch_size=batch_size, verbose=0) for i in range(views)
     )
