@@ -153,16 +153,21 @@ class TrainParams(_Group):
     ema_momentum: Annotated[float, Field(ge=0.0, lt=1.0)]
     recompute_batchnorm: bool
     ensemble: Annotated[int, Field(ge=1, le=16)]
-    deterministic: bool
-    mixed_precision: Switch
-    jit_compile: Switch
-    distribute: Literal["none", "data_parallel"]
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainParams:
         if self.min_lr > self.lr:
             raise ValueError(f"min_lr ({self.min_lr}) is above lr ({self.lr})")
         return self
+
+
+class RuntimeParams(_Group):
+    """`runtime`: how the machine trains (precision, XLA, devices, op determinism), not what is learnt."""
+
+    deterministic: bool
+    mixed_precision: Switch
+    jit_compile: Switch
+    distribute: Literal["none", "data_parallel"]
 
 
 class EvaluateParams(_Group):
@@ -203,6 +208,7 @@ class Params(_Group):
     class_weights: ClassWeightParams
     augment: AugmentParams
     train: TrainParams
+    runtime: RuntimeParams
     evaluate: EvaluateParams
     export: ExportParams
     external: ExternalParams

@@ -192,8 +192,13 @@ def train_resumable(
     seed: int,
     backup: Path,
     replicas: int = 1,
+    *,
+    jit_compile: str | bool,
 ) -> dict[str, Any]:
-    """Fit `model` from where `backup` left off; restore the best epoch's weights; return the summary."""
+    """Fit `model` from where `backup` left off; restore the best epoch's weights; return the summary.
+
+    `jit_compile` is `runtime.jit_compile` (auto | on | off, or YAML's true/false).
+    """
     backup.mkdir(parents=True, exist_ok=True)
     done = completed_epochs(backup)
     history = read_history(backup, done)
@@ -205,7 +210,7 @@ def train_resumable(
         optimizer=make_optimizer(params, steps_per_epoch),
         loss=make_loss(params),
         metrics=["accuracy"],
-        jit_compile=use_xla(params.jit_compile),
+        jit_compile=use_xla(jit_compile),
     )
     if params.ema_momentum:
         momentum = average_momentum(params, steps_per_epoch)

@@ -103,7 +103,7 @@ class Runner:
             optimizer=make_optimizer(train, steps),
             loss=make_loss(train),
             metrics=["accuracy"],
-            jit_compile=use_xla(train.jit_compile),
+            jit_compile=use_xla(self.params.runtime.jit_compile),
         )
         # One fit per epoch here, one for the whole run in the train stage: a fit's end must not write
         # the moving average of the weights (`train.ema_momentum`) over the weights still training.

@@ -75,7 +75,7 @@ def test_a_hand_written_small_number_in_params_yaml_loads(tmp_path):
         ({"train.schedule": "step"}, "train.schedule: Input should be 'plateau' or 'cosine'"),
         ({"train.label_smoothing": 1.5}, "train.label_smoothing: Input should be less than 1"),
         ({"train.min_lr": 0.1}, "train: min_lr (0.1) is above lr (0.001)"),
-        ({"train.distribute": "horovod"}, "train.distribute: Input should be 'none' or 'data_parallel'"),
+        ({"runtime.distribute": "horovod"}, "runtime.distribute: Input should be 'none' or 'data_parallel'"),
         ({"evaluate.tta_views": 9}, "evaluate.tta_views: Input should be less than or equal to 8"),
         ({"model": "resnet9000"}, "model 'resnet9000' has no models.resnet9000 group"),
         (
