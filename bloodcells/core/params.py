@@ -80,7 +80,7 @@ class FolderParams(_Group):
     crop: Count | None
     resize_filter: ResizeFilter
     follow_external_links: bool
-    near_duplicate_distance: Annotated[int, Field(ge=0, le=32)] | None
+    group_near_duplicates_within: Annotated[int, Field(ge=0, le=32)] | None
     group_pattern: str | None
 
     @field_validator("group_pattern")
@@ -104,7 +104,7 @@ class PreprocessParams(_Group):
 
     check_split_sizes: bool
     drop_cross_split_duplicates: bool
-    near_duplicate_distance: Annotated[int, Field(ge=0, le=32)] | None
+    report_near_duplicates_within: Annotated[int, Field(ge=0, le=32)] | None
     stain_normalization: Literal["none", "reinhard", "macenko"]
     cell_crop: Annotated[float, Field(gt=0.0, le=1.0)] | None
 

@@ -82,7 +82,7 @@ def split_groups(
     multi = [m for m in members.values() if len(m) > 1]
     largest = max(multi, key=len, default=[])
     return {
-        "near_duplicate_distance": params.near_duplicate_distance,
+        "group_near_duplicates_within": params.group_near_duplicates_within,
         "group_pattern": params.group_pattern,
         "groups": len(multi),
         "files_in_groups": sum(len(m) for m in multi),
@@ -155,9 +155,9 @@ def build_dataset(root: Path, sizes: list[int], params: FolderParams, workers: i
         raise FolderError(f"{error}{skip_reasons(skipped)}") from None
     files, md5s = [wanted[i] for i in keep], [decoded.md5[i] for i in keep]
     hashes = near = None
-    if params.near_duplicate_distance is not None:  # hashed at the largest size: the most detail
+    if params.group_near_duplicates_within is not None:  # hashed at the largest size: the most detail
         hashes = dihedral_hashes(decoded.images[max(sizes)][keep])
-        near = near_pairs(hashes, params.near_duplicate_distance)
+        near = near_pairs(hashes, params.group_near_duplicates_within)
     groups, unmatched = file_groups(files, md5s, near, params.group_pattern)
     if unmatched:
         warnings.append(
@@ -185,7 +185,7 @@ def build_dataset(root: Path, sizes: list[int], params: FolderParams, workers: i
             hashes,
             np.array(splits),
             labels,
-            params.near_duplicate_distance,
+            params.group_near_duplicates_within,
             lambda i: {"path": files[i].path, "class": files[i].label_name, "split": splits[i]},
             pairs=near,
         )

@@ -250,8 +250,8 @@ def preprocess(size: int, data: DataParams, params: PreprocessParams) -> dict[st
     if params.drop_cross_split_duplicates:
         splits, dropped = drop_cross_split_duplicates(splits)
     near = None
-    if params.near_duplicate_distance is not None:
-        near = find_near_duplicates(splits, params.near_duplicate_distance)  # on the images as given
+    if params.report_near_duplicates_within is not None:
+        near = find_near_duplicates(splits, params.report_near_duplicates_within)  # on the images as given
     splits, crop = crop_cells(splits, params.cell_crop)  # on the colours as decoded, before stains move
     splits, stain = normalize_stains(splits, params.stain_normalization)
     summary = summarize(splits, names)

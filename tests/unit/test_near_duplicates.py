@@ -142,7 +142,7 @@ def augmented(tmp_path_factory) -> tuple[Path, dict[str, str]]:
 
 def test_carved_val_and_test_share_no_originals_with_train(augmented):
     root, owner = augmented
-    dataset = build_dataset(root, [28], folder_params())  # the default near_duplicate_distance
+    dataset = build_dataset(root, [28], folder_params())  # the default group_near_duplicates_within
     seen = originals_by_split(dataset, owner)
     assert (
         not seen["train"] & seen["val"]
@@ -160,10 +160,11 @@ def test_carved_val_and_test_share_no_originals_with_train(augmented):
 
 def test_without_grouping_the_carved_splits_leak_and_a_name_pattern_alone_fixes_it(augmented):
     root, owner = augmented
-    leaky = originals_by_split(build_dataset(root, [28], folder_params(near_duplicate_distance=None)), owner)
+    ungrouped = build_dataset(root, [28], folder_params(group_near_duplicates_within=None))
+    leaky = originals_by_split(ungrouped, owner)
     assert leaky["train"] & leaky["val"] and leaky["train"] & leaky["test"]  # what the grouping prevents
     by_name = build_dataset(
-        root, [28], folder_params(near_duplicate_distance=None, group_pattern=r"^(\w+)_\d+")
+        root, [28], folder_params(group_near_duplicates_within=None, group_pattern=r"^(\w+)_\d+")
     )
     seen = originals_by_split(by_name, owner)
     assert not seen["train"] & seen["val"] and not seen["train"] & seen["test"]

@@ -59,6 +59,29 @@ def test_small_numbers_yaml_reads_as_strings_are_floats(key, text):
     assert isinstance(got, float) and got == float(text)
 
 
+TRANSFER = ["resnet50", "efficientnet_b0", "inception_v3", "densenet121"]
+
+
+def test_the_transfer_models_share_one_yaml_anchor_and_dvc_sets_one_model_alone(tmp_path):
+    """`<<: *transfer` gives each backbone every key, read by PyYAML and by DVC; `-S` changes one model."""
+    from dvc.utils.hydra import apply_overrides as dvc_set
+    from dvc.utils.serialize import load_yaml as dvc_load
+
+    models = read_yaml(PROJECT / "params.yaml")["models"]
+    assert len(models["resnet50"]) == 8
+    assert all(models[name] == models["resnet50"] for name in TRANSFER)
+    assert {name: dvc_load(PROJECT / "params.yaml")["models"][name] for name in TRANSFER} == {
+        name: models[name] for name in TRANSFER
+    }
+    copy = tmp_path / "params.yaml"
+    copy.write_text((PROJECT / "params.yaml").read_text())
+    dvc_set(copy, ["models.resnet50.dropout=0.5", "models.densenet121.l2=0.001"])
+    changed = read_yaml(copy)["models"]
+    assert changed["resnet50"] == {**models["resnet50"], "dropout": 0.5}
+    assert changed["densenet121"] == {**models["densenet121"], "l2": 0.001}
+    assert changed["efficientnet_b0"] == changed["inception_v3"] == models["efficientnet_b0"]
+
+
 def test_a_hand_written_small_number_in_params_yaml_loads(tmp_path):
     text = (PROJECT / "params.yaml").read_text().replace("lr: 1.0e-3", "lr: 3e-4", 1)
     assert "lr: 3e-4" in text
