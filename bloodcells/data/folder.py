@@ -47,7 +47,6 @@ from bloodcells.data.folder_layout import (
 from bloodcells.data.near_duplicates import dihedral_hashes, near_duplicate_report, near_pairs
 from bloodcells.data.splits import SPLITS
 
-SUMMARY_FILE = FOLDER_SUMMARY_FILE
 MAX_LISTED = 100
 
 
@@ -240,7 +239,7 @@ def write_folder_dataset(
     for size, arrays in dataset.arrays.items():
         written.append(raw_dir / raw_path(name, size).name)
         write_npz(written[-1], arrays)
-    written += [raw_dir / CLASSES_FILE.name, raw_dir / MANIFEST_FILE.name, raw_dir / SUMMARY_FILE.name]
+    written += [raw_dir / CLASSES_FILE.name, raw_dir / MANIFEST_FILE.name, raw_dir / FOLDER_SUMMARY_FILE.name]
     write_json(written[-3], {"classes": dataset.classes, "decoding": decoding})
     with atomic_path(written[-2]) as tmp:
         tmp.write_text(dataset.manifest)
@@ -267,6 +266,6 @@ def build_from_folder(data: DataParams, params: FolderParams, raw_dir: Path = RA
     print(
         f"{raw_dir}: {summary['files']['used']} images of {len(dataset.classes)} classes from {data.path} "
         f"at {data.sizes} px, {summary['totals']}; {len(summary['warnings'])} warning(s), "
-        f"{summary['files']['skipped']} file(s) skipped (see {raw_dir / SUMMARY_FILE.name})"
+        f"{summary['files']['skipped']} file(s) skipped (see {raw_dir / FOLDER_SUMMARY_FILE.name})"
     )
     return summary

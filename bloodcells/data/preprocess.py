@@ -157,7 +157,7 @@ def channel_stats(
     """Per-channel mean and (population) std in [0, 1] of uint8 images (N, H, W, C), in one streaming pass.
 
     Exact integer sums of values and of squares (uint64), a few images at a time, so memory stays
-    at one small chunk instead of a float64 copy of every pixel (10 GB at 128 px).
+    at one small chunk instead of a float64 copy of every pixel.
     """
     channels = images.shape[-1]
     per_image = max(1, images[0].size // channels) if len(images) else 1

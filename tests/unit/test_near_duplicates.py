@@ -13,7 +13,7 @@ from PIL import Image
 from bloodcells.core.params import ParamsError, load_params, parse_params, read_yaml
 from bloodcells.data.folder import build_dataset
 from bloodcells.data.folder_layout import ImageFile, assign_splits, file_groups
-from bloodcells.data.near_duplicates import dihedral_hashes, near_duplicate_report, near_pairs, to_image_hash
+from bloodcells.data.near_duplicates import HASH_SIZE, dihedral_hashes, near_duplicate_report, near_pairs
 from bloodcells.data.preprocess import find_near_duplicates
 from bloodcells.data.splits import Split
 from bloodcells.evaluation.tta import dihedral_view
@@ -24,6 +24,12 @@ PROJECT = Path(__file__).resolve().parents[2]
 
 def cells(n: int) -> np.ndarray:
     return np.stack([cell(seed) for seed in range(n)])
+
+
+def to_image_hash(value: np.uint64) -> imagehash.ImageHash:
+    """A packed hash as imagehash's object, to compare with imagehash's own."""
+    bits = np.unpackbits(np.array([value], dtype=">u8").view(np.uint8)).astype(bool)
+    return imagehash.ImageHash(bits.reshape(HASH_SIZE, HASH_SIZE))
 
 
 def test_each_view_is_imagehash_phash_of_that_view():
