@@ -135,6 +135,24 @@ def test_run_state_records_every_epoch_keeps_the_best_weights_and_writes_curves(
     assert json.loads((backup / "history.json").read_text()) == history
 
 
+def test_the_epoch_hook_sees_each_recorded_epoch_and_can_end_the_run(tmp_path, monkeypatch):
+    """What scripts/bench/time_to_accuracy.py drives the loop with: called after each checkpoint."""
+    monkeypatch.chdir(tmp_path)
+    train, val = tiny_splits()
+    params = BASE.model_copy(update={"epochs": 3, "batch_size": 8, "label_smoothing": 0.0})
+    seen = []
+
+    def stop_after_two(model, history):
+        seen.append((len(history), history[-1]["seconds"], completed_epochs(tmp_path / "b")))
+        model.stop_training = len(history) == 2
+
+    summary = train_resumable(
+        tiny_model(), train, val, params, None, 0, tmp_path / "b", jit_compile="off", on_epoch=stop_after_two
+    )
+    assert [(epochs, done) for epochs, _, done in seen] == [(1, 1), (2, 2)] and summary["epochs_run"] == 2
+    assert all(seconds > 0 for _, seconds, _ in seen)
+
+
 def test_run_state_stops_early_after_patience_epochs_without_a_better_val_loss(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     model = tiny_model()
