@@ -1,7 +1,7 @@
 """bloodcells: the library behind the pipeline's stages (data, training, evaluation, architectures).
 
 Environment defaults are set here, before anything imports Keras, because TensorFlow reads them
-once at import time: oneDNN kernels measured 1.2-2x faster on the project's 2-core CPUs, and
+once at import time: oneDNN's kernels are faster on CPUs (docs/performance.md), and
 TensorFlow's C++ start-up chatter would otherwise bury each stage's own log lines.
 """
 

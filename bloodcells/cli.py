@@ -71,6 +71,16 @@ def serve_command(args: argparse.Namespace) -> None:
     serve(args.model, args.host, args.port)
 
 
+def tta_views(text: str) -> int:
+    """`--tta`'s value, checked by the params schema's type for `evaluate.tta_views`."""
+    from bloodcells.core.params import ParamsError, TtaViews, check_value
+
+    try:
+        return check_value(TtaViews, text)
+    except ParamsError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def add_predict(commands) -> None:
     """`bloodcells predict` and its options."""
     predict = commands.add_parser(
@@ -83,7 +93,7 @@ def add_predict(commands) -> None:
     predict.add_argument("inputs", nargs="+", help="image files, folders or .npz files")
     predict.add_argument("-o", "--out", default="predictions.csv", help="CSV to write (default %(default)s)")
     predict.add_argument("--gradcam", metavar="FOLDER", help="also write one Grad-CAM overlay PNG per image")
-    predict.add_argument("--tta", type=int, default=1, metavar="VIEWS",
+    predict.add_argument("--tta", type=tta_views, default=1, metavar="VIEWS",
                          help="average over this many rotations/flips, 1-8 (default 1: none)")
     predict.add_argument("--batch-size", type=int, default=256, help="images per batch (default %(default)s)")
     predict.add_argument(

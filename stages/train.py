@@ -1,7 +1,7 @@
 """Train stage: fit the architecture named by the `model` param at `train.size`.
 
 Reads data/preprocessed/<train.size>/, data/class_weights.json and params `seed`, `model`, `train`,
-`augment`, `models.<model>`. Writes models/model.keras, models/model.json (the model card) and the
+`runtime`, `augment`, `models.<model>`. Writes models/model.keras, models/model.json (the model card) and the
 per-epoch curves in metrics/train/ (dvclive). A killed run resumes from its last epoch on the next
 `dvc repro`. Backend-agnostic Keras 3 (KERAS_BACKEND=tensorflow or jax). Run: python -m stages.train
 """

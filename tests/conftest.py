@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bloodcells.core.params import Params, parse_params, read_yaml
+from bloodcells.core.params import Params, apply_overrides, parse_params, read_yaml
 from tests.synthetic import write_mirror
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -51,24 +51,13 @@ def eager_keras() -> Iterator[None]:
         tf.config.run_functions_eagerly(False)
 
 
-def set_dotted(tree: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """`tree` with dotted keys (`train.epochs`) set to the given values, in place."""
-    for dotted, value in overrides.items():
-        node = tree
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    return tree
-
-
 def shipped_params(overrides: dict[str, Any] | None = None) -> Params:
     """The project's params.yaml, validated by the real schema, with dotted `overrides` applied first.
 
     The schema has no defaults, so tests build their params groups from the shipped file:
     `shipped_params({"train.epochs": 2}).train`, or `group("augment", crop_zoom=True)`.
     """
-    return parse_params(set_dotted(read_yaml(PROJECT / "params.yaml"), overrides or {}))
+    return parse_params(apply_overrides(read_yaml(PROJECT / "params.yaml"), overrides or {}, "test"))
 
 
 def group(name: str, **updates: Any) -> Any:
@@ -101,9 +90,9 @@ def run(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
 
 
 def set_params(repo: Path, overrides: dict[str, Any]) -> None:
-    """Set dotted keys (`train.epochs`) in the repo's params.yaml."""
+    """Set dotted keys (`train.epochs`; `+train.epoch` adds one, e.g. a typo) in the repo's params.yaml."""
     path = repo / "params.yaml"
-    params = set_dotted(yaml.safe_load(path.read_text()), overrides)
+    params = apply_overrides(yaml.safe_load(path.read_text()), overrides, "test")
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 

@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bloodcells.core.paths import PARAMS_FILE
 
@@ -28,6 +36,8 @@ MEDMNIST_SIZES = (28, 64, 128, 224)
 Count = Annotated[int, Field(strict=False, ge=1)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 Switch = Literal["auto", "on", "off"] | bool  # YAML reads a bare on/off as a boolean: both count
+DIHEDRAL_VIEWS = 8  # a square's symmetries: 4 quarter turns, each flipped or not
+TtaViews = Annotated[int, Field(strict=False, ge=1, le=DIHEDRAL_VIEWS)]  # also `bloodcells predict --tta`
 
 
 def no_repeats(field: str, what: str) -> classmethod:
@@ -70,7 +80,7 @@ class FolderParams(_Group):
     crop: Count | None
     resize_filter: ResizeFilter
     follow_external_links: bool
-    near_duplicate_distance: Annotated[int, Field(ge=0, le=32)] | None
+    group_near_duplicates_within: Annotated[int, Field(ge=0, le=32)] | None
     group_pattern: str | None
 
     @field_validator("group_pattern")
@@ -94,7 +104,7 @@ class PreprocessParams(_Group):
 
     check_split_sizes: bool
     drop_cross_split_duplicates: bool
-    near_duplicate_distance: Annotated[int, Field(ge=0, le=32)] | None
+    report_near_duplicates_within: Annotated[int, Field(ge=0, le=32)] | None
     stain_normalization: Literal["none", "reinhard", "macenko"]
     cell_crop: Annotated[float, Field(gt=0.0, le=1.0)] | None
 
@@ -113,7 +123,7 @@ class AugmentParams(_Group):
     crop_zoom: bool
     crop_min_area: Annotated[float, Field(gt=0.0, le=1.0)]
     color_jitter: bool
-    color_jitter_strength: Fraction
+    color_jitter_strength: Annotated[float, Field(ge=0.0, le=0.5)]  # gains of 1 +- 0.5 at most
     zoom: bool
     zoom_range: Fraction
     hed_jitter: bool
@@ -143,10 +153,6 @@ class TrainParams(_Group):
     ema_momentum: Annotated[float, Field(ge=0.0, lt=1.0)]
     recompute_batchnorm: bool
     ensemble: Annotated[int, Field(ge=1, le=16)]
-    deterministic: bool
-    mixed_precision: Switch
-    jit_compile: Switch
-    distribute: Literal["none", "data_parallel"]
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainParams:
@@ -155,10 +161,19 @@ class TrainParams(_Group):
         return self
 
 
+class RuntimeParams(_Group):
+    """`runtime`: how the machine trains (precision, XLA, devices, op determinism), not what is learnt."""
+
+    deterministic: bool
+    mixed_precision: Switch
+    jit_compile: Switch
+    distribute: Literal["none", "data_parallel"]
+
+
 class EvaluateParams(_Group):
     """`evaluate`: how test predictions are made, and how much the report images show."""
 
-    tta_views: Annotated[int, Field(ge=1, le=8)]
+    tta_views: TtaViews
     samples_per_class: Count
     mistakes: Annotated[int, Field(ge=0)]
     gradcam_per_class: Annotated[int, Field(ge=0)]
@@ -193,6 +208,7 @@ class Params(_Group):
     class_weights: ClassWeightParams
     augment: AugmentParams
     train: TrainParams
+    runtime: RuntimeParams
     evaluate: EvaluateParams
     export: ExportParams
     external: ExternalParams
@@ -224,8 +240,8 @@ def coerce_numbers(value: Any) -> Any:
     return value
 
 
-def _one_line(error: ValidationError, path: Path) -> str:
-    """The first problem of a validation error as `params.yaml: train.lr: why (got 'x')`."""
+def _problem(error: ValidationError) -> str:
+    """The first problem of a validation error as `train.lr: why (got 'x')`, and how many more there are."""
     first = error.errors()[0]
     key = ".".join(str(part) for part in first["loc"])
     why = first["msg"].removeprefix("Value error, ")
@@ -236,7 +252,18 @@ def _one_line(error: ValidationError, path: Path) -> str:
     quiet = first["type"] in ("missing", "extra_forbidden") or isinstance(first["input"], dict)
     got = "" if quiet else f" (got {first['input']!r})"
     more = f"; and {error.error_count() - 1} more" if error.error_count() > 1 else ""
-    return f"{path}: {key + ': ' if key else ''}{why}{got}{more}"
+    return f"{key + ': ' if key else ''}{why}{got}{more}"
+
+
+def check_value(annotation: Any, value: Any) -> Any:
+    """`value` (a command-line flag's text, say) checked and coerced by a schema type such as TtaViews.
+
+    Raises ParamsError with the schema's one line, so a flag and the param it mirrors agree.
+    """
+    try:
+        return TypeAdapter(annotation).validate_python(coerce_numbers(value))
+    except ValidationError as error:
+        raise ParamsError(_problem(error)) from None
 
 
 def parse_params(raw: Any, path: Path = PARAMS_FILE) -> Params:
@@ -246,7 +273,7 @@ def parse_params(raw: Any, path: Path = PARAMS_FILE) -> Params:
     try:
         return Params.model_validate(coerce_numbers(raw))
     except ValidationError as error:
-        raise ParamsError(_one_line(error, path)) from None
+        raise ParamsError(f"{path}: {_problem(error)}") from None
 
 
 def read_yaml(path: Path) -> Any:
@@ -268,19 +295,25 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
 
 
 def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any], source: str) -> dict[str, Any]:
-    """A copy of params `raw` with dotted keys (`train.lr: 1e-4`, as in configs/*.yaml) set.
+    """A copy of params `raw` with dotted keys (`train.lr: 1e-4`, as in configs/*.yaml and `-S`) set.
 
-    A key that params.yaml does not have is an error, so a configuration cannot silently drift.
+    A key that `raw` lacks is refused in one line, so a configuration cannot silently drift; a key
+    written `+group.key` (DVC's `-S +key=value` syntax) may add a new one under an existing group,
+    e.g. the `models.<name>` group of a model params.yaml has none for.
     """
     result = copy.deepcopy(raw)
     for dotted, value in overrides.items():
-        *parents, leaf = str(dotted).split(".")
+        dotted = str(dotted)
+        adding = dotted.startswith("+")
+        *parents, leaf = dotted.removeprefix("+").split(".")
         node = result
         for key in parents:
             if not isinstance(node, dict) or key not in node:
                 raise ParamsError(f"{source}: {dotted}: no such key in {PARAMS_FILE}")
+            if node[key] is None and adding:  # an empty group (`models.x:`) takes new keys too
+                node[key] = {}
             node = node[key]
-        if not isinstance(node, dict) or leaf not in node:
+        if not isinstance(node, dict) or (leaf not in node and not adding):
             raise ParamsError(f"{source}: {dotted}: no such key in {PARAMS_FILE}")
         node[leaf] = value
     return result

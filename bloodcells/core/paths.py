@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 PARAMS_FILE = Path("params.yaml")
-DVC_FILE = Path("dvc.yaml")
 
 RAW_DIR = Path("data/raw")  # download: <dataset>_<size>.npz and classes.json
 CLASSES_FILE = RAW_DIR / "classes.json"  # label names in label order, for any source
@@ -28,7 +27,6 @@ TRAIN_METRICS_DIR = Path("metrics/train")  # dvclive's folder of the train stage
 
 EVAL_METRICS_DIR = Path("metrics/evaluate")
 EVAL_PLOTS_DIR = Path("plots/evaluate")
-EVAL_IMAGES_DIR = EVAL_PLOTS_DIR / "images"
 # git-tracked (cache: false), so every commit and experiment holds its per-image test outcomes
 PREDICTIONS_FILE = EVAL_PLOTS_DIR / "predictions.csv"
 EVAL_METRICS_FILE = EVAL_METRICS_DIR / "metrics.json"  # the headline figures

@@ -1,13 +1,13 @@
 """Cell-centred crop: find the stained cell, cut a square around it, so every lab's cell fills the same share.
 
-Another microscope's magnification changes how much of an image the cell fills (PBC's white cell
-fills about 60% of the side, LISC's about 30%), and a network trained at one scale misreads the
-other. The crop finds the cell by its stain, not by a model: the nucleus is the most purple thing
-on a smear (red and blue high, green low, under May-Grünwald-Giemsa and its relatives), so the
-purple excess (R + B) / 2 - G is smoothed, thresholded at half its 99th percentile, and the largest
-connected region (scipy.ndimage.label) is the cell. The square is centred on that region's box, with
-side box / `fill`, and resized back to the image's own side. The same function runs on the training
-arrays (preprocess) and on every image `predict`, `validate` and `serve` decode, at the model's size.
+Another microscope's magnification changes how much of an image the cell fills (docs/data.md), and a
+network trained at one scale misreads the other. The crop finds the cell by its stain, not by a
+model: the nucleus is the most purple thing on a smear (red and blue high, green low, under
+May-Grünwald-Giemsa and its relatives), so the purple excess (R + B) / 2 - G is smoothed,
+thresholded at half its 99th percentile, and the largest connected region (scipy.ndimage.label) is
+the cell. The square is centred on that region's box, with side box / `fill`, and resized back to
+the image's own side. The same function runs on the training arrays (preprocess) and on every image
+`predict`, `validate` and `serve` decode, at the model's size.
 
 Every image gets an outcome, never an exception:
 - `cell`: one region found and cut out;

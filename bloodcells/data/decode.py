@@ -4,7 +4,7 @@ MedMNIST's recipe: centre-crop a square of side `crop` (the largest centred squa
 smaller, or when `crop` is None), then resize that square to each size with one filter. EXIF
 orientation is applied first, and any mode (grayscale, RGBA, palette, 16-bit) becomes 8-bit RGB.
 JPEGs decode at 1/2, 1/4 or 1/8 scale (`Image.draft`) as far as the reduced square still holds the
-largest size: less time and memory (a 12000x12000 file: 77 MB peak instead of 1.8 GB), same sizes.
+largest size: less time and memory (docs/performance.md), the same sizes.
 A file that cannot be decoded is never fatal: its reason is returned in place of its pixels.
 Used by the folder data source (bloodcells/data/folder.py) and `python -m scripts.bench folder`.
 """

@@ -47,7 +47,6 @@ from bloodcells.data.folder_layout import (
 from bloodcells.data.near_duplicates import dihedral_hashes, near_duplicate_report, near_pairs
 from bloodcells.data.splits import SPLITS
 
-SUMMARY_FILE = FOLDER_SUMMARY_FILE
 MAX_LISTED = 100
 
 
@@ -82,7 +81,7 @@ def split_groups(
     multi = [m for m in members.values() if len(m) > 1]
     largest = max(multi, key=len, default=[])
     return {
-        "near_duplicate_distance": params.near_duplicate_distance,
+        "group_near_duplicates_within": params.group_near_duplicates_within,
         "group_pattern": params.group_pattern,
         "groups": len(multi),
         "files_in_groups": sum(len(m) for m in multi),
@@ -155,9 +154,9 @@ def build_dataset(root: Path, sizes: list[int], params: FolderParams, workers: i
         raise FolderError(f"{error}{skip_reasons(skipped)}") from None
     files, md5s = [wanted[i] for i in keep], [decoded.md5[i] for i in keep]
     hashes = near = None
-    if params.near_duplicate_distance is not None:  # hashed at the largest size: the most detail
+    if params.group_near_duplicates_within is not None:  # hashed at the largest size: the most detail
         hashes = dihedral_hashes(decoded.images[max(sizes)][keep])
-        near = near_pairs(hashes, params.near_duplicate_distance)
+        near = near_pairs(hashes, params.group_near_duplicates_within)
     groups, unmatched = file_groups(files, md5s, near, params.group_pattern)
     if unmatched:
         warnings.append(
@@ -185,7 +184,7 @@ def build_dataset(root: Path, sizes: list[int], params: FolderParams, workers: i
             hashes,
             np.array(splits),
             labels,
-            params.near_duplicate_distance,
+            params.group_near_duplicates_within,
             lambda i: {"path": files[i].path, "class": files[i].label_name, "split": splits[i]},
             pairs=near,
         )
@@ -240,7 +239,7 @@ def write_folder_dataset(
     for size, arrays in dataset.arrays.items():
         written.append(raw_dir / raw_path(name, size).name)
         write_npz(written[-1], arrays)
-    written += [raw_dir / CLASSES_FILE.name, raw_dir / MANIFEST_FILE.name, raw_dir / SUMMARY_FILE.name]
+    written += [raw_dir / CLASSES_FILE.name, raw_dir / MANIFEST_FILE.name, raw_dir / FOLDER_SUMMARY_FILE.name]
     write_json(written[-3], {"classes": dataset.classes, "decoding": decoding})
     with atomic_path(written[-2]) as tmp:
         tmp.write_text(dataset.manifest)
@@ -267,6 +266,6 @@ def build_from_folder(data: DataParams, params: FolderParams, raw_dir: Path = RA
     print(
         f"{raw_dir}: {summary['files']['used']} images of {len(dataset.classes)} classes from {data.path} "
         f"at {data.sizes} px, {summary['totals']}; {len(summary['warnings'])} warning(s), "
-        f"{summary['files']['skipped']} file(s) skipped (see {raw_dir / SUMMARY_FILE.name})"
+        f"{summary['files']['skipped']} file(s) skipped (see {raw_dir / FOLDER_SUMMARY_FILE.name})"
     )
     return summary

@@ -84,12 +84,6 @@ def dihedral_hashes(images: np.ndarray) -> np.ndarray:
     return pack_bits(coefficients > medians)
 
 
-def to_image_hash(value: int | np.uint64) -> imagehash.ImageHash:
-    """A packed hash as imagehash's object (for printing it as hex, or comparing with imagehash)."""
-    bits = np.unpackbits(np.array([value], dtype=">u8").view(np.uint8)).astype(bool)
-    return imagehash.ImageHash(bits.reshape(HASH_SIZE, HASH_SIZE))
-
-
 @dataclass(frozen=True)
 class NearPairs:
     """Pairs of images (i < j) whose hashes, under the best rotation/flip, differ by `distance` bits."""

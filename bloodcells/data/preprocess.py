@@ -157,7 +157,7 @@ def channel_stats(
     """Per-channel mean and (population) std in [0, 1] of uint8 images (N, H, W, C), in one streaming pass.
 
     Exact integer sums of values and of squares (uint64), a few images at a time, so memory stays
-    at one small chunk instead of a float64 copy of every pixel (10 GB at 128 px).
+    at one small chunk instead of a float64 copy of every pixel.
     """
     channels = images.shape[-1]
     per_image = max(1, images[0].size // channels) if len(images) else 1
@@ -250,8 +250,8 @@ def preprocess(size: int, data: DataParams, params: PreprocessParams) -> dict[st
     if params.drop_cross_split_duplicates:
         splits, dropped = drop_cross_split_duplicates(splits)
     near = None
-    if params.near_duplicate_distance is not None:
-        near = find_near_duplicates(splits, params.near_duplicate_distance)  # on the images as given
+    if params.report_near_duplicates_within is not None:
+        near = find_near_duplicates(splits, params.report_near_duplicates_within)  # on the images as given
     splits, crop = crop_cells(splits, params.cell_crop)  # on the colours as decoded, before stains move
     splits, stain = normalize_stains(splits, params.stain_normalization)
     summary = summarize(splits, names)

@@ -53,7 +53,8 @@ class Predictor:
     def probabilities(
         self, images: np.ndarray, batch_size: int = BATCH_SIZE, tta: int = 1, progress: bool = False
     ) -> np.ndarray:
-        """Class probabilities (N, n_classes), averaged over `tta` dihedral views, temperature applied."""
+        """Class probabilities (N, n_classes), averaged over `tta` dihedral views (1-8, the schema's
+        TtaViews, checked where the value is read), temperature applied."""
         if images.shape[1:] != (self.size, self.size, 3):
             expected = (self.size, self.size, 3)
             raise ValueError(f"images of shape {images.shape[1:]}, the model needs {expected}")

@@ -15,7 +15,6 @@ import numpy as np
 if TYPE_CHECKING:
     import keras
 
-DIHEDRAL_VIEWS = 8
 BATCH_SIZE = 256
 
 
@@ -32,14 +31,12 @@ def predict_probabilities(
     views: int = 1,
     progress: bool = False,
 ) -> np.ndarray:
-    """Class probabilities (N, n_classes), averaged over the first `views` dihedral views.
+    """Class probabilities (N, n_classes), averaged over the first `views` (1-8, the schema's TtaViews).
 
     Batch by batch, so a memory-mapped split is read once and only one batch of views is held.
     """
     from tqdm import tqdm
 
-    if not 1 <= views <= DIHEDRAL_VIEWS:
-        raise ValueError(f"TTA views must be between 1 and {DIHEDRAL_VIEWS}, got {views}")
     out = np.zeros((len(images), model.output_shape[-1]), dtype=np.float32)
     starts = range(0, len(images), batch_size)
     for start in tqdm(starts, unit="batch", desc="predict", file=sys.stderr, disable=not progress):

@@ -1,11 +1,12 @@
-"""Hardware settings for training: mixed precision, XLA, data parallelism and op determinism, from params.
+"""Hardware settings for training (params `runtime`): mixed precision, XLA, data parallelism, determinism.
 
 `auto` turns mixed precision and XLA on where they pay (a GPU) and off on CPUs; XLA stays on under
 JAX, which has no other compiled mode. Mixed precision computes in float16 on a GPU and in bfloat16
-on a CPU (float16 has no fast CPU kernels; bfloat16 has them on AVX512-BF16/AMX CPUs: 1.5x at 64 px
-here); variables stay float32 either way. Data parallelism uses the backend's own engine:
+on a CPU (float16 has no fast CPU kernels; bfloat16 has them on AVX512-BF16/AMX CPUs, see
+docs/performance.md); variables stay float32 either way. Data parallelism uses the backend's own engine:
 `tf.distribute.MirroredStrategy` under TensorFlow, Keras's `DataParallel` distribution under JAX.
-Nothing here is home-made scheduling.
+Nothing here is home-made scheduling. Values come typed from the params schema (RuntimeParams),
+which is where they are checked.
 """
 
 from __future__ import annotations
@@ -14,9 +15,6 @@ import contextlib
 from collections.abc import Iterator
 
 import keras
-
-SWITCHES = ("auto", "on", "off")
-DISTRIBUTIONS = ("none", "data_parallel")
 
 
 def accelerators() -> list[str]:
@@ -32,32 +30,30 @@ def accelerators() -> list[str]:
     return []
 
 
-def resolve(switch: str | bool, name: str) -> bool:
+def resolve(switch: str | bool) -> bool:
     """`on`/`off` as given; `auto` is on only when there is an accelerator.
 
-    YAML reads a bare on/off (in params.yaml or `-S train.jit_compile=on`) as true/false: both count.
+    YAML reads a bare on/off (in params.yaml or `-S runtime.jit_compile=on`) as true/false: both count.
     """
     if isinstance(switch, bool):
         return switch
-    if switch not in SWITCHES:
-        raise ValueError(f"train.{name} must be one of {', '.join(SWITCHES)}, got {switch!r}")
     return bool(accelerators()) if switch == "auto" else switch == "on"
 
 
 def use_xla(jit_compile: str | bool) -> bool:
     """Whether to XLA-compile the train step: `auto` is on with an accelerator, and always under JAX.
 
-    JAX compiles with XLA or not at all: its uncompiled mode runs op by op (4x slower here), and
-    under a data-parallel distribution on CPU devices it deadlocked in a collective.
+    JAX compiles with XLA or not at all: its uncompiled mode runs op by op, and under a
+    data-parallel distribution on CPU devices it deadlocked in a collective.
     """
     if jit_compile == "auto" and keras.backend.backend() == "jax":
         return True
-    return resolve(jit_compile, "jit_compile")
+    return resolve(jit_compile)
 
 
 def precision_policy(mixed_precision: str | bool) -> str:
     """Keras dtype policy for the switch: float32, or mixed float16 (GPU) / bfloat16 (CPU)."""
-    if not resolve(mixed_precision, "mixed_precision"):
+    if not resolve(mixed_precision):
         return "float32"
     return "mixed_float16" if accelerators() else "mixed_bfloat16"
 
@@ -69,12 +65,6 @@ def set_precision(mixed_precision: str | bool) -> str:
     return policy
 
 
-def check_distribution(mode: str) -> None:
-    """Reject an unknown `train.distribute` value."""
-    if mode not in DISTRIBUTIONS:
-        raise ValueError(f"train.distribute must be one of {', '.join(DISTRIBUTIONS)}, got {mode!r}")
-
-
 @contextlib.contextmanager
 def distribution(mode: str) -> Iterator[int]:
     """Context in which to build and compile the model; yields the number of replicas.
@@ -82,7 +72,6 @@ def distribution(mode: str) -> Iterator[int]:
     `data_parallel` splits each batch over every accelerator, or over every logical CPU device
     when there is none (how it is tested on a CPU machine).
     """
-    check_distribution(mode)
     if mode == "none":
         yield 1
     elif keras.backend.backend() == "tensorflow":

@@ -15,6 +15,7 @@ import json
 import math
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,10 @@ PLATEAU_MIN_DELTA = 1e-4  # as Keras's ReduceLROnPlateau
 
 class Diverged(StageError):
     """The loss became NaN or infinite."""
+
+
+# Called after each epoch is recorded and checkpointed, with the model and the history so far.
+EpochHook = Callable[[keras.Model, list[dict[str, float]]], None]
 
 
 def backup_dir(config: dict[str, Any], root: Path = BACKUP_ROOT) -> Path:
@@ -124,14 +129,20 @@ class RunState(keras.callbacks.BackupAndRestore):
     """BackupAndRestore that also keeps the run's history and best weights, and decides when to stop.
 
     At each epoch's end, in this order: refuse a non-finite loss, record the epoch, keep the best
-    weights, decay a plateaued learning rate, stop early, rewrite the curves, then checkpoint. With a
-    moving average of the weights (`train.ema_momentum`), the best epoch keeps the average (which
-    `ValidateAverage` validated); the checkpoint keeps both, as training left them.
+    weights, decay a plateaued learning rate, stop early, rewrite the curves, checkpoint, then call
+    `on_epoch`. With a moving average of the weights (`train.ema_momentum`), the best epoch keeps the
+    average (which `ValidateAverage` validated); the checkpoint keeps both, as training left them.
     """
 
-    def __init__(self, backup: Path, params: TrainParams, history: list[dict[str, float]]):
+    def __init__(
+        self,
+        backup: Path,
+        params: TrainParams,
+        history: list[dict[str, float]],
+        on_epoch: EpochHook | None = None,
+    ):
         super().__init__(str(backup), delete_checkpoint=False)
-        self.backup, self.recipe, self.history = backup, params, history
+        self.backup, self.recipe, self.history, self.on_epoch = backup, params, history, on_epoch
         self.epoch_start = time.perf_counter()
 
     def on_train_begin(self, logs: dict | None = None) -> None:
@@ -171,6 +182,8 @@ class RunState(keras.callbacks.BackupAndRestore):
         self.save_seed_states(len(self.history))
         write_curves(self.history, None, TRAIN_METRICS_DIR)
         super().on_epoch_end(epoch, logs)
+        if self.on_epoch:
+            self.on_epoch(self.model, self.history)
 
     def save_seed_states(self, epochs_done: int) -> None:
         """Keep the generators' states after `epochs_done` epochs, for a run resumed from that checkpoint."""
@@ -191,12 +204,22 @@ def train_resumable(
     seed: int,
     backup: Path,
     replicas: int = 1,
+    *,
+    jit_compile: str | bool,
+    on_epoch: EpochHook | None = None,
+    verbose: int = 2,
 ) -> dict[str, Any]:
-    """Fit `model` from where `backup` left off; restore the best epoch's weights; return the summary."""
+    """Fit `model` from where `backup` left off; restore the best epoch's weights; return the summary.
+
+    `jit_compile` is `runtime.jit_compile` (auto | on | off, or YAML's true/false). `on_epoch(model,
+    history)` runs after each epoch is recorded and checkpointed, so a caller can watch the run
+    epoch by epoch (`history[-1]["seconds"]`: that epoch's training and validation) and end it by
+    setting `model.stop_training` (scripts/bench/time_to_accuracy.py). `verbose` is Keras's.
+    """
     backup.mkdir(parents=True, exist_ok=True)
     done = completed_epochs(backup)
     history = read_history(backup, done)
-    if done:
+    if done and verbose:
         print(f"resuming after epoch {done} from the checkpoint in {backup}")
     steps_per_epoch = -(-len(train.labels) // params.batch_size)
     n_classes = model.output_shape[-1]
@@ -204,9 +227,9 @@ def train_resumable(
         optimizer=make_optimizer(params, steps_per_epoch),
         loss=make_loss(params),
         metrics=["accuracy"],
-        jit_compile=use_xla(params.jit_compile),
+        jit_compile=use_xla(jit_compile),
     )
-    if params.ema_momentum:
+    if params.ema_momentum and verbose:
         momentum = average_momentum(params, steps_per_epoch)
         print(f"weights averaged with momentum {momentum:g} (train.ema_momentum {params.ema_momentum:g})")
     batches = dict(
@@ -216,7 +239,7 @@ def train_resumable(
         train, shuffle=True, first_epoch=done, epochs=params.epochs, replicas=replicas, **batches
     )
     val_inputs = make_inputs(val, shuffle=False, replicas=replicas, **batches)
-    state = RunState(backup, params, history)
+    state = RunState(backup, params, history, on_epoch)
     if done < params.epochs and not (history and _stopped_early(history, params)):
         try:
             model.fit(
@@ -225,7 +248,7 @@ def train_resumable(
                 epochs=params.epochs,
                 class_weight=class_weight,
                 callbacks=[ValidateAverage(), state],
-                verbose=2,
+                verbose=verbose,
             )
         except Diverged:
             shutil.rmtree(backup, ignore_errors=True)  # a rerun must not resume a diverged run

@@ -1,4 +1,4 @@
-"""The optimisation recipe: optimizer, learning-rate schedule, loss and their callbacks.
+"""The optimisation recipe: optimizer, learning-rate schedule, loss and the plateau rule.
 
 Kept apart from the train stage so each lever the accuracy work measures (AdamW and weight decay,
 cosine decay with warm-up, label smoothing) is one param and one small function here.
@@ -47,15 +47,15 @@ def average_momentum(params: TrainParams, steps_per_epoch: int) -> float:
     """`train.ema_momentum`, capped so that the run's steps forget the initial weights.
 
     Keras starts the average at the first step's weights, whose share after n steps is momentum**n;
-    the cap 1 - 4/n keeps it under e**-4 (2%) by the end of the run. The default recipe's 5,610
-    steps at 28 px leave 0.99 as it is; a run of under 5 steps (a smoke test) averages nothing.
+    the cap 1 - 4/n keeps it under e**-4 (2%) by the end of the run. A long run leaves the
+    momentum as it is; a run of under 5 steps (a smoke test) averages nothing.
     """
     steps = params.epochs * steps_per_epoch
     return max(0.0, min(params.ema_momentum, 1 - 4 / steps))
 
 
 def make_loss(params: TrainParams) -> keras.losses.Loss:
-    """Cross-entropy; with label smoothing the labels must be one-hot (see `one_hot_labels`)."""
+    """Cross-entropy; with label smoothing the labels must be one-hot (`make_inputs(one_hot=...)`)."""
     if params.label_smoothing:
         return keras.losses.CategoricalCrossentropy(label_smoothing=params.label_smoothing)
     return keras.losses.SparseCategoricalCrossentropy()

@@ -47,7 +47,7 @@ def fit_val_temperature(model: keras.Model, val: Split) -> dict[str, Any]:
 
 def train_model(params: Params) -> dict[str, Any]:
     """Train `params.model` at `train.size`; write models/model.keras and model.json; return the card."""
-    train_params, seed = params.train, params.seed
+    train_params, runtime, seed = params.train, params.runtime, params.seed
     folder = require(preprocessed_dir(train_params.size), f"preprocess@{train_params.size}")
     summary = load_summary(folder)
     classes = summary["classes"]
@@ -58,13 +58,14 @@ def train_model(params: Params) -> dict[str, Any]:
         "model": params.model,
         "hparams": hparams,
         "train": train_params.model_dump(),
+        "runtime": runtime.model_dump(),
         "augment": params.augment.model_dump(),
     }
-    policy = set_precision(train_params.mixed_precision)
+    policy = set_precision(runtime.mixed_precision)
     shape, members, results, backups = tuple(summary["image_shape"]), [], [], []
     for member_seed in range(seed, seed + train_params.ensemble):  # one member unless train.ensemble > 1
-        set_determinism(member_seed, train_params.deterministic)
-        with distribution(train_params.distribute) as replicas:
+        set_determinism(member_seed, runtime.deterministic)
+        with distribution(runtime.distribute) as replicas:
             model = create_model(params.model, shape, len(classes), params.augment, hparams)
             print(
                 f"{model.name} (seed {member_seed}): {model.count_params():,} parameters, "
@@ -73,7 +74,15 @@ def train_model(params: Params) -> dict[str, Any]:
             )
             backups.append(backup_dir({**config, "seed": member_seed, "data": summary}))
             fitted = train_resumable(
-                model, train, val, train_params, class_weight, member_seed, backups[-1], replicas
+                model,
+                train,
+                val,
+                train_params,
+                class_weight,
+                member_seed,
+                backups[-1],
+                replicas,
+                jit_compile=runtime.jit_compile,
             )
             results.append(fitted)
         members.append(model)

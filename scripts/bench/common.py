@@ -61,20 +61,16 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 def recipe_params(config: Path | None, overrides: dict[str, Any] | None = None):
     """params.yaml with a named configuration's dotted keys, then `overrides`, set on top; validated.
 
-    Returns `bloodcells.core.params.Params`; a bad key or value exits with the schema's one line.
+    Returns `bloodcells.core.params.Params`; an unknown key or a bad value exits with the schema's one line.
     """
-    from bloodcells.core.params import ParamsError, parse_params, read_yaml
+    from bloodcells.core.params import ParamsError, apply_overrides, parse_params, read_yaml
 
-    params = read_yaml(PROJECT / "params.yaml")
-    dotted = {**(read_config(config) if config else {}), **(overrides or {})}
-    for key, value in dotted.items():
-        *parents, leaf = key.split(".")
-        node = params
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
+    source = config or PROJECT / "params.yaml"
     try:
-        return parse_params(params, config or PROJECT / "params.yaml")
+        named = read_config(config) if config else {}
+        params = apply_overrides(read_yaml(PROJECT / "params.yaml"), named, str(source))
+        params = apply_overrides(params, overrides or {}, "-S")
+        return parse_params(params, source)
     except ParamsError as error:
         raise BenchError(str(error)) from None
 

@@ -101,7 +101,7 @@ def run_variant(name: str, epochs: int, work: Path) -> dict[str, Any]:
     os.chdir(work)  # the loop writes its curves and checkpoints under the working folder
     train_resumable(
         model, splits["train"], splits["val"], params.train, dict(enumerate(weights)), params.seed,
-        work / name,
+        work / name, jit_compile=params.runtime.jit_compile,
     )
     seconds = time.perf_counter() - start
     views = params.evaluate.tta_views

@@ -10,7 +10,7 @@
                    second and per CPU-second (robust to other processes' load)
 
 Each setting (XLA, oneDNN off, mixed bfloat16) runs in its own process, because
-TF_ENABLE_ONEDNN_OPTS is read when TensorFlow starts. Target (issue 6): >= 75%.
+TF_ENABLE_ONEDNN_OPTS is read when TensorFlow starts. Target: >= 75%.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ others. Runs under KERAS_BACKEND=jax without TensorFlow (a GPU machine):
 
     KERAS_BACKEND=jax python -m scripts.bench epoch --size 128
     python -m scripts.bench epoch --size 28 --images 3000 --config configs/ours.yaml \
-        -S train.deterministic=true
+        -S runtime.deterministic=true
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> None:
     params = recipe_params(
         args.config, {**parse_overrides(args.set_param), "train.size": args.size, "data.sizes": [args.size]}
     )
-    train, model_name = params.train, params.model
+    train, runtime, model_name = params.train, params.runtime, params.model
     check_model(model_name)
 
     import keras
@@ -75,15 +75,15 @@ def run(args: argparse.Namespace) -> None:
     from bloodcells.training.inputs import make_inputs
     from bloodcells.training.recipe import make_loss, make_optimizer
 
-    set_determinism(params.seed, train.deterministic)
+    set_determinism(params.seed, runtime.deterministic)
     images, labels, source = training_images(args.size, args.images, synthetic=args.smoke)
     images, labels = images[: args.images], labels[: args.images]
     weights = compute_class_weights(labels, N_CLASSES, params.class_weights.method)
     steps = -(-len(labels) // train.batch_size)
 
-    policy = set_precision(train.mixed_precision)
-    xla = use_xla(train.jit_compile)
-    with distribution(train.distribute) as replicas:
+    policy = set_precision(runtime.mixed_precision)
+    xla = use_xla(runtime.jit_compile)
+    with distribution(runtime.distribute) as replicas:
         shape = (args.size, args.size, 3)
         model = create_model(model_name, shape, N_CLASSES, params.augment, model_hparams(params))
         model.compile(
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> None:
     print(f"- {REPORT_EPOCHS} epochs (first + {REPORT_EPOCHS - 1} steady): {projected:.0f} s; {report}")
     print(
         f"- devices: {devices}; {replicas} replica(s); dtype policy {policy}; XLA {'on' if xla else 'off'}; "
-        f"op determinism {'on' if train.deterministic else 'off'}; batch {train.batch_size}; "
+        f"op determinism {'on' if runtime.deterministic else 'off'}; batch {train.batch_size}; "
         f"{len(labels)} images per epoch, no validation"
     )
     print(f"- data: {source}")

@@ -82,10 +82,9 @@ def new_repo(repo: Path, real: bool) -> Path:
             elif source.exists():
                 (repo / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source, repo / name)
-        params = yaml.safe_load((repo / "params.yaml").read_text())
-        for dotted, value in REAL_PARAMS.items():
-            group, key = dotted.split(".")
-            params[group][key] = value
+        from bloodcells.core.params import apply_overrides
+
+        params = apply_overrides(yaml.safe_load((repo / "params.yaml").read_text()), REAL_PARAMS, "bench")
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     else:
         (repo / "input.txt").write_text("one\n")

@@ -63,10 +63,16 @@ def write_shape_true_npz(path: Path, size: int, counts: dict[str, int], seed: in
 
 def project_folder(root: Path, size: int, counts: dict[str, int]) -> None:
     """A folder the preprocess stage can run in at `size`, with its raw file."""
-    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
-    params["data"] |= {"sizes": [size], "source": "medmnist", "dataset": "bloodmnist"}
-    params["train"]["size"] = size
-    params["preprocess"]["check_split_sizes"] = counts == SPLIT_SIZES
+    from bloodcells.core.params import apply_overrides
+
+    overrides = {
+        "data.sizes": [size],
+        "data.source": "medmnist",
+        "data.dataset": "bloodmnist",
+        "train.size": size,
+        "preprocess.check_split_sizes": counts == SPLIT_SIZES,
+    }
+    params = apply_overrides(yaml.safe_load((PROJECT / "params.yaml").read_text()), overrides, "bench")
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (root / "dvc.yaml").write_text("stages: {}\n")  # the stage insists on running from a project root
     raw = root / "data" / "raw"

@@ -71,7 +71,10 @@ def run_variant(name: str, splits: dict, shifted: dict[str, np.ndarray], epochs:
     weights = dict(enumerate(compute_class_weights(norm["train"].labels, 8, params.class_weights.method)))
     start = time.perf_counter()
     os.chdir(work)  # the loop writes its curves and checkpoints under the working folder
-    train_resumable(model, norm["train"], norm["val"], train_params, weights, params.seed, work / name)
+    train_resumable(
+        model, norm["train"], norm["val"], train_params, weights, params.seed, work / name,
+        jit_compile=params.runtime.jit_compile,
+    )
     seconds = time.perf_counter() - start
     views = params.evaluate.tta_views
     labels = norm["test"].labels

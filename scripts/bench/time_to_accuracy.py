@@ -2,16 +2,17 @@
 
 Recipes A (default: params.yaml, "ours"; `--a` may be given several times) and recipe B (default:
 configs/report_skip.yaml, the residual-CNN report's recipe) train in this one process, interleaved:
-one epoch of each A, then one of B, so all meet the same machine and load. Each epoch is the train
-stage's recipe: the library's model, optimizer, schedule, loss, balanced class weights and
-per-epoch shuffling, with validation, plateau decay and early stopping as the train stage applies
-them. After each epoch the current weights (their moving average, with `train.ema_momentum`) are
-scored on the test split with the recipe's own `evaluate.tta_views`. A recipe's time at an epoch is
-the wall time of every fit so far (with validation, not the test scoring) plus, where it recomputes
-BatchNorm statistics, that epoch's pass: a training stopped there would make it once, so earlier
-epochs' passes are not counted. A recipe stops once it reaches the target (default 0.9760, the
-report recipe's final test accuracy at 28 px), at early stopping or at its `train.epochs`. Prints
-each recipe's time to the target and the ratio B / A for each A.
+one epoch of each A, then one of B, so all meet the same machine and load. Each recipe trains
+through the train stage's own loop (bloodcells.training.loop.train_resumable: its model,
+optimizer, schedule, loss, class weights, per-epoch shuffling, validation, plateau decay and early
+stopping), which calls this benchmark back after every epoch. Then the current weights (their
+moving average, with `train.ema_momentum`) are scored on the test split with the recipe's own
+`evaluate.tta_views`. A recipe's time at an epoch is the training and validation time of every
+epoch so far, as the loop records it (not the test scoring), plus, where it recomputes BatchNorm
+statistics, that epoch's pass: a training stopped there would make it once, so earlier epochs'
+passes are not counted. A recipe stops once it reaches the target (default 0.9760, the report
+recipe's final test accuracy at 28 px), at early stopping or at its `train.epochs`. Prints each
+recipe's time to the target and the ratio B / A for each A.
 
     python -m scripts.bench time-to-accuracy      # the real rebuild at 28 px, ours vs report_skip
     python -m scripts.bench time-to-accuracy --a params.yaml --a configs/budget_4_epochs.yaml
@@ -20,7 +21,9 @@ each recipe's time to the target and the ratio B / A for each A.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,19 +71,44 @@ def check_arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) -
         parser.error("--max-epochs must be at least 1 and --target in (0, 1]")
 
 
+class Turns:
+    """Recipes take turns, one epoch each: every recipe trains in a thread of its own, and only the
+    one whose turn it is runs, so all meet the same machine and load."""
+
+    def __init__(self, count: int) -> None:
+        self.turn: int | None = 0
+        self.running = [True] * count
+        self.changed = threading.Condition()
+
+    def wait(self, index: int) -> None:
+        with self.changed:
+            self.changed.wait_for(lambda: self.turn == index)
+
+    def pass_on(self, index: int, finished: bool = False) -> None:
+        """Hand the turn to the next recipe still running (after `index`, round the table)."""
+        with self.changed:
+            self.running[index] = not finished
+            count = len(self.running)
+            after = [(index + step) % count for step in range(1, count + 1)]
+            self.turn = next((i for i in after if self.running[i]), None)
+            self.changed.notify_all()
+
+
 @dataclass
 class Runner:
-    """One recipe's model, data and state; `epoch()` trains one more epoch, `score()` tests it."""
+    """One recipe's model and data, trained by the train stage's loop; scored after every epoch."""
 
     name: str
     params: Any  # bloodcells.core.params.Params
     splits: dict[str, Any]
     max_epochs: int
-    history: list[dict[str, float]] = field(default_factory=list)
-    fit_seconds: float = 0.0  # every epoch's fit and validation
+    target: float
+    full: bool
+    rows: list[tuple[float, float]] = field(default_factory=list)  # (test accuracy, train s) per epoch
     batchnorm_seconds: float = 0.0  # the latest epoch's BatchNorm pass: a stopped training makes one
     reached: tuple[int, float] | None = None  # (epoch, cumulative seconds) when the target was first met
     stopped: str = ""
+    error: BaseException | None = None
 
     def __post_init__(self) -> None:
         import keras
@@ -88,79 +116,48 @@ class Runner:
         from bloodcells.architectures import create_model
         from bloodcells.core.params import model_hparams
         from bloodcells.data.class_weights import compute_class_weights
-        from bloodcells.training.devices import use_xla
-        from bloodcells.training.recipe import make_loss, make_optimizer
 
-        train, labels = self.params.train, self.splits["train"].labels
+        labels = self.splits["train"].labels
         self.n_classes = int(max(int(split.labels.max()) for split in self.splits.values()) + 1)
         keras.utils.set_random_seed(self.params.seed)
         shape = tuple(self.splits["train"].images.shape[1:])
         self.model = create_model(
             self.params.model, shape, self.n_classes, self.params.augment, model_hparams(self.params)
         )
-        steps = -(-len(labels) // train.batch_size)
-        self.model.compile(
-            optimizer=make_optimizer(train, steps),
-            loss=make_loss(train),
-            metrics=["accuracy"],
-            jit_compile=use_xla(train.jit_compile),
-        )
-        # One fit per epoch here, one for the whole run in the train stage: a fit's end must not write
-        # the moving average of the weights (`train.ema_momentum`) over the weights still training.
-        self.model.optimizer.finalize_variable_values = lambda variables: None
         weights = compute_class_weights(labels, self.n_classes, self.params.class_weights.method)
         self.class_weight = dict(enumerate(weights))
-        self.one_hot = self.n_classes if train.label_smoothing else 0
 
-    @property
-    def done(self) -> bool:
-        return bool(self.stopped)
+    def train(self, backup: Path, turns: Turns, index: int) -> None:
+        """The train stage's loop (bloodcells.training.loop.train_resumable), one epoch per turn."""
+        from bloodcells.training.loop import train_resumable
 
-    @property
-    def train_seconds(self) -> float:
-        """Time to hand over the current model: all fits so far and one BatchNorm pass."""
-        return self.fit_seconds + self.batchnorm_seconds
+        def after_epoch(model, history: list[dict[str, float]]) -> None:
+            stopped_early = model.stop_training  # the loop's early stopping
+            self.score(history)
+            if not self.stopped and stopped_early:
+                self.stopped = f"early stopping after epoch {len(history)}"
+            elif not self.stopped and len(history) >= self.max_epochs:
+                self.stopped = f"last epoch ({len(history)})"
+            if self.stopped:
+                model.stop_training = True
+                return  # the turn passes on when this recipe's training has ended
+            turns.pass_on(index)
+            turns.wait(index)
 
-    def epoch(self) -> None:
-        """One epoch of the train stage's recipe, timed: shuffled batches, validation, plateau, early stop."""
-        import keras
+        params, splits = self.params, self.splits
+        turns.wait(index)
+        try:
+            train_resumable(
+                self.model, splits["train"], splits["val"], params.train, self.class_weight, params.seed,
+                backup, jit_compile=params.runtime.jit_compile, on_epoch=after_epoch, verbose=0,
+            )  # fmt: skip
+        except BaseException as error:  # re-raised in the main thread
+            self.error = error
+        finally:
+            turns.pass_on(index, finished=True)
 
-        from bloodcells.training.inputs import make_inputs
-        from bloodcells.training.loop import PLATEAU_MIN_DELTA, ValidateAverage, best_epoch
-        from bloodcells.training.recipe import plateau_decays
-
-        train, epoch = self.params.train, len(self.history)
-        batches = dict(batch_size=train.batch_size, seed=self.params.seed, one_hot=self.one_hot)
-        inputs = make_inputs(
-            self.splits["train"], shuffle=True, first_epoch=epoch, epochs=epoch + 1, **batches
-        )
-        val = make_inputs(self.splits["val"], shuffle=False, **batches)
-        start = time.perf_counter()
-        fit = self.model.fit(
-            **inputs.fit_args(),
-            **val.validation_args(),
-            initial_epoch=epoch,
-            epochs=epoch + 1,
-            class_weight=self.class_weight,
-            callbacks=[ValidateAverage()],
-            verbose=0,
-        )
-        logs = {key: float(values[-1]) for key, values in fit.history.items()}
-        self.history.append(logs)
-        optimizer = self.model.optimizer
-        if train.schedule == "plateau" and plateau_decays(
-            [h["val_loss"] for h in self.history], train, PLATEAU_MIN_DELTA
-        ):
-            rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
-            optimizer.learning_rate = max(rate * train.lr_factor, train.min_lr)
-        self.fit_seconds += time.perf_counter() - start
-        if len(self.history) - 1 - best_epoch(self.history) >= train.early_stopping_patience:
-            self.stopped = f"early stopping after epoch {len(self.history)}"
-        elif len(self.history) >= self.max_epochs:
-            self.stopped = f"last epoch ({len(self.history)})"
-
-    def score(self, target: float, full: bool) -> float:
-        """Test accuracy of the model this recipe would hand over if it stopped now.
+    def score(self, history: list[dict[str, float]]) -> None:
+        """Test accuracy of the model this recipe would hand over if it stopped now; prints it.
 
         That is the current weights (their moving average, with `train.ema_momentum`) with the
         recipe's test-time augmentation and, where the recipe recomputes BatchNorm statistics at the
@@ -171,26 +168,29 @@ class Runner:
         from bloodcells.model.tta import predict_probabilities
         from bloodcells.training.loop import batchnorm_layers, exchange_averaged_weights, recompute_batchnorm
 
-        test, train = self.splits["test"], self.params.train
-        exchange_averaged_weights(self.model)
-        norms = batchnorm_layers(self.model) if train.recompute_batchnorm else []
+        model, test, train = self.model, self.splits["test"], self.params.train
+        exchange_averaged_weights(model)
+        norms = batchnorm_layers(model) if train.recompute_batchnorm else []
         running = [[v.numpy() for v in (layer.moving_mean, layer.moving_variance)] for layer in norms]
         if norms:
             start = time.perf_counter()
-            recompute_batchnorm(self.model, self.splits["train"].images, train.batch_size, self.params.seed)
+            recompute_batchnorm(model, self.splits["train"].images, train.batch_size, self.params.seed)
             self.batchnorm_seconds = time.perf_counter() - start
-        scores = predict_probabilities(self.model, test.images, PREDICT_BATCH, self.params.evaluate.tta_views)
+        scores = predict_probabilities(model, test.images, PREDICT_BATCH, self.params.evaluate.tta_views)
         for layer, (mean, variance) in zip(norms, running, strict=True):
             layer.moving_mean.assign(mean)
             layer.moving_variance.assign(variance)
-        exchange_averaged_weights(self.model)
+        exchange_averaged_weights(model)
         accuracy = float((scores.argmax(axis=1) == test.labels).mean())
-        self.history[-1]["test_accuracy"] = accuracy
-        if accuracy >= target and self.reached is None:
-            self.reached = (len(self.history), self.train_seconds)
-            if not full:
-                self.stopped = f"target reached in epoch {len(self.history)}"
-        return accuracy
+        # Time to hand over the current model: every epoch's fit and validation, and one BatchNorm pass.
+        seconds = sum(entry["seconds"] for entry in history) + self.batchnorm_seconds
+        self.rows.append((accuracy, seconds))
+        epoch = len(history)
+        if accuracy >= self.target and self.reached is None:
+            self.reached = (epoch, seconds)
+            if not self.full:
+                self.stopped = f"target reached in epoch {epoch}"
+        print(f"epoch {epoch} {self.name}: test accuracy {accuracy:.4f}, {seconds:.1f} s", flush=True)
 
 
 def load_splits(path: Path) -> dict[str, Any]:
@@ -228,22 +228,27 @@ def run(args: argparse.Namespace) -> None:
         name = config.stem if config else "ours (params.yaml)"
         if name in [r.name for r in runners]:
             raise BenchError(f"recipe {name} is given twice; give different --a/--b")
-        runners.append(Runner(name, params, splits, epochs))
+        runners.append(Runner(name, params, splits, epochs, args.target, args.full))
+    turns = Turns(len(runners))
+    with tempfile.TemporaryDirectory(prefix="bench-tta-") as tmp, contextlib.chdir(tmp):
+        # the loop writes its checkpoints and curves under the working folder
+        threads = [
+            threading.Thread(target=runner.train, args=(Path(tmp) / str(i), turns, i), daemon=True)
+            for i, runner in enumerate(runners)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    for runner in runners:
+        if runner.error is not None:
+            raise runner.error
     rows = []
-    while not all(r.done for r in runners):
-        epoch = max(len(r.history) for r in runners) + 1
-        row = [str(epoch)]
-        for runner in runners:  # interleaved: one epoch of each in turn
-            if runner.done:
-                row += ["", ""]
-                continue
-            runner.epoch()
-            accuracy = runner.score(args.target, args.full)
-            row += [f"{accuracy:.4f}", f"{runner.train_seconds:,.1f}"]
-            print(
-                f"epoch {epoch} {runner.name}: test accuracy {accuracy:.4f}, {runner.train_seconds:.1f} s",
-                flush=True,
-            )
+    for epoch in range(max(len(r.rows) for r in runners)):
+        row = [str(epoch + 1)]
+        for runner in runners:
+            done = epoch >= len(runner.rows)
+            row += ["", ""] if done else [f"{runner.rows[epoch][0]:.4f}", f"{runner.rows[epoch][1]:,.1f}"]
         rows.append(row)
 
     *recipes_a, b = runners

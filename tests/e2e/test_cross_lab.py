@@ -67,8 +67,8 @@ def test_the_card_records_the_transforms_and_preprocess_applied_them(crop_stain_
 
 
 def test_predict_replays_the_training_transforms(crop_stain_repo, synthetic_mirror, tmp_path):
-    from bloodcells.model.temperature import apply_temperature
     from bloodcells.inference.predictor import Predictor
+    from bloodcells.model.temperature import apply_temperature
 
     out = tmp_path / "npz.csv"
     result = bloodcells("predict", str(crop_stain_repo / "models"), str(synthetic_mirror / "bloodmnist.npz"),
@@ -178,7 +178,8 @@ def test_adapt_is_reported_apart_and_leaves_the_model_file_alone(project_repo, t
     mapping = json.dumps({folder: classes[label] for folder, label in names.items()})
     adapted = run(project_repo, *VALIDATE, "--path", str(many), "--classes", mapping, "--adapt")
     assert "BatchNorm adapted to them" in adapted.stdout and "metrics/external-adapted/" in adapted.stdout
-    metrics = json.loads((project_repo / "metrics/external-adapted/metrics.json").read_text())["external_adapted"]
+    headline = json.loads((project_repo / "metrics/external-adapted/metrics.json").read_text())
+    metrics = headline["external_adapted"]
     assert metrics["adapted"] is True and metrics["images"] == 160
     assert (project_repo / "plots/external-adapted/images/confusion.png").stat().st_size > 0
     assert not (project_repo / "metrics/external").exists()  # the plain figures are never overwritten

@@ -60,6 +60,14 @@ def test_a_preprocess_param_reruns_preprocessing_and_stops_where_outputs_are_ide
     assert (project_repo / "data/preprocessed/28/train_images.npy").read_bytes() == before
 
 
+def test_a_runtime_key_set_with_exp_run_reruns_training_and_nothing_before_it(project_repo):
+    """The hardware keys are the `runtime` group, which the train stage (and only it) depends on."""
+    ran = ran_stages(run(project_repo, "dvc", "exp", "run", "-S", "runtime.jit_compile=off").stdout)
+    assert ran[0] == "train" and set(ran) <= {"train", "evaluate", "export"}
+    card = json.loads((project_repo / "models/model.json").read_text())
+    assert card["runtime"]["jit_compile"] in ("off", False)  # YAML reads a bare off as false
+
+
 def test_exp_run_with_the_other_model_is_listed_by_exp_show(project_repo):
     result = run(project_repo, "dvc", "exp", "run", "-S", "model=baseline")
     assert ran_stages(result.stdout) == ["train", "evaluate", "export"]
@@ -109,7 +117,7 @@ def test_an_unknown_model_name_fails_before_training(project_repo):
     result = run(project_repo, "dvc", "exp", "run", "-S", "model=resnet9000", check=False)
     assert result.returncode != 0
     assert "Parameters 'models.resnet9000' are missing" in result.stderr
-    set_params(project_repo, {"model": "resnet9000", "models.resnet9000": {}})
+    set_params(project_repo, {"model": "resnet9000", "+models.resnet9000": {}})
     direct = run(project_repo, "python", "-m", "stages.train", check=False)
     assert direct.returncode == 1
     assert "train failed: Unknown model 'resnet9000'. Known models: baseline" in direct.stderr

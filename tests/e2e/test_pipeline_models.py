@@ -74,7 +74,7 @@ def test_an_unknown_model_fails_clearly(project_repo):
     result = run(project_repo, sys.executable, "-m", "stages.train", check=False)
     assert result.returncode == 1
     assert "train failed: params.yaml: model 'resnet9000' has no models.resnet9000 group" in result.stderr
-    set_params(project_repo, {"models.resnet9000": {}})
+    set_params(project_repo, {"+models.resnet9000": {}})
     result = run(project_repo, sys.executable, "-m", "stages.train", check=False)
     assert result.returncode == 1
     assert (

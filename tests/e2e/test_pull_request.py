@@ -20,7 +20,7 @@ def test_the_report_of_two_commits_shows_the_changed_metric_param_and_plots(two_
     assert any(r[:2] == ["metrics/evaluate/metrics.json", "accuracy"] for r in rows), report
     assert next(r for r in rows if r[:2] == ["params.yaml", "train.epochs"])[2:] == ["1", "2"]
     assert "- Loss: `metrics/train/plots/metrics/train/loss.tsv`" in report
-    assert "- `plots/evaluate/images/training.png`" in report  # listed, not embedded (issue #11 item 14)
+    assert "- `plots/evaluate/images/training.png`" in report  # listed, not embedded
     assert Path(repo / "plots/evaluate/images/training.png").is_file()
 
     same = run(repo, "python", "-m", "scripts.pr_report", "--base", "HEAD").stdout

@@ -1,4 +1,4 @@
-"""Issue #11 items 5, 6 and 13 on fresh project repos: refusals before any work, one line each,
+"""Fresh project repos: refusals before any work, one line each,
 Ctrl-C during a download, and a grayscale MedMNIST set through preprocess."""
 
 from __future__ import annotations
@@ -57,8 +57,8 @@ def test_train_size_outside_data_sizes_is_refused_before_anything_runs(new_repo)
     assert "download failed: params.yaml: train.size 64 is not one of data.sizes [28]" in output
     assert not (repo / "data/raw").exists() and not (repo / "data/preprocessed").exists()
 
-    # The usual case: a workspace that has run, then `-S train.size=64`. DVC used to delete
-    # data/class_weights.json and fail on the missing data/preprocessed/64/train_labels.npy.
+    # The usual case: a workspace that has run, then `-S train.size=64`: DVC must not delete
+    # data/class_weights.json nor fail on the missing data/preprocessed/64/train_labels.npy.
     set_params(repo, {"train.size": 28})
     run(repo, "dvc", "repro", "class_weights")
     weights = (repo / "data/class_weights.json").read_bytes()
@@ -77,7 +77,7 @@ def test_empty_data_sizes_is_refused_before_anything_runs(new_repo):
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "Traceback" not in output and "data.sizes" in output
-    assert not (repo / "data/raw").exists()  # download no longer succeeds first
+    assert not (repo / "data/raw").exists()  # download does not succeed first
     for stage in STAGES:  # and run directly, every stage refuses it in one line
         line = one_line_failure(run(repo, sys.executable, *STAGES[stage], check=False))
         assert line.startswith(f"{stage} failed: params.yaml: data.sizes: List should have at least 1 item")

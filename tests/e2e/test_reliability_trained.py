@@ -1,4 +1,4 @@
-"""Issue #11 items 2, 3, 4, 6 and 12 on a reproduced project repo: divergence, Ctrl-C in training,
+"""A reproduced project repo: divergence, Ctrl-C in training,
 evaluate's refusals and faults (nothing half-written), unloadable models, absent classes, CJK names."""
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ def test_every_stage_refuses_a_wrong_param_before_working(tmp_path):
     jobs = {}
     for stage in STAGES:
         folder = stage_workdir(tmp_path / stage)
-        set_params(folder, {"train.epoch": 3})
+        set_params(folder, {"+train.epoch": 3})
         jobs[stage] = (stage, ["--size", "28"] if stage == "preprocess" else [], folder)
     for stage, result in run_many(jobs).items():
         assert result.returncode == 1 and "Traceback" not in result.stderr, (stage, result.stderr)

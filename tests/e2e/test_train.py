@@ -82,7 +82,7 @@ RESUME = {
     "train.size": 64,
     "train.epochs": 3,
     "train.batch_size": 2,
-    "train.deterministic": True,
+    "runtime.deterministic": True,
     "train.early_stopping_patience": 10,
     "evaluate.tta_views": 1,
     "evaluate.gradcam_per_class": 0,
@@ -125,7 +125,7 @@ def test_a_run_killed_twice_ends_exactly_where_an_uninterrupted_one_does(new_rep
 
 def test_two_deterministic_runs_give_identical_metrics(project_repo):
     """Both runs happen here: the second retrains and re-evaluates (forced), into folders emptied first."""
-    set_params(project_repo, {"train.deterministic": True, "train.epochs": 2})
+    set_params(project_repo, {"runtime.deterministic": True, "train.epochs": 2})
     first = run(project_repo, "dvc", "repro")
     assert ran_stages(first.stdout) == ["train", "evaluate", "export"]
     metrics, report = (project_repo / "metrics/evaluate" / name for name in ("metrics.json", "report.json"))
@@ -159,8 +159,8 @@ runpy.run_module("stages.train", run_name="__main__")
 
 
 def test_data_parallel_training_on_two_logical_cpu_devices(project_repo):
-    """`train.distribute: data_parallel` mirrors the model over every device (here two CPU halves)."""
-    set_params(project_repo, {"train.distribute": "data_parallel", "train.epochs": 2})
+    """`runtime.distribute: data_parallel` mirrors the model over every device (here two CPU halves)."""
+    set_params(project_repo, {"runtime.distribute": "data_parallel", "train.epochs": 2})
     result = run(project_repo, "python", "-c", TWO_CPU_DEVICES)
     assert "2 replica(s)" in result.stdout
     assert "Epoch 2/2" in result.stdout
@@ -172,7 +172,7 @@ def test_the_pipeline_trains_and_evaluates_under_jax_data_parallel_on_two_cpu_de
     with every augmentation layer on (the stain and zoom layers are written in keras.ops for it)."""
     pytest.importorskip("jax", reason="JAX is not installed: the JAX backend path is not tested")
     augment = {f"augment.{name}": True for name in ("crop_zoom", "color_jitter", "zoom", "hed_jitter")}
-    set_params(project_repo, {"train.distribute": "data_parallel", "train.batch_size": 26, **augment})
+    set_params(project_repo, {"runtime.distribute": "data_parallel", "train.batch_size": 26, **augment})
     env = {**dvc_env(), "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     result = subprocess.run(
         ["dvc", "repro"], cwd=project_repo, env=env, capture_output=True, text=True, timeout=600

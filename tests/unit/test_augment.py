@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from bloodcells.architectures.augment import RandomCropZoom, RandomStainJitter, augmentation_layers
-from tests.conftest import group
+from bloodcells.core.params import ParamsError
+from tests.conftest import group, shipped_params
 
 SIZE = 16
 
@@ -68,8 +69,16 @@ def test_layers_round_trip_through_their_config():
     assert (crop.min_area, crop.seed, jitter.strength, jitter.seed) == (0.8, 5, 0.03, 5)
 
 
-def test_bad_settings_are_named():
-    with pytest.raises(ValueError, match=r"augment.crop_min_area must be in \(0, 1\], got 0"):
-        augmentation_layers(group("augment", crop_zoom=True, crop_min_area=0))
-    with pytest.raises(ValueError, match=r"augment.color_jitter_strength must be in \[0, 0.5\], got 0.8"):
-        augmentation_layers(group("augment", color_jitter=True, color_jitter_strength=0.8))
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("crop_min_area", 0, "greater than 0"),
+        ("color_jitter_strength", 0.8, "less than or equal to 0.5"),
+        ("hed_jitter_strength", 0.6, "less than or equal to 0.5"),
+        ("zoom_range", 1.5, "less than or equal to 1"),
+    ],
+)
+def test_bad_settings_are_refused_by_the_schema_naming_the_key(key, value, message):
+    """The layers trust their settings: the params schema is the one range check."""
+    with pytest.raises(ParamsError, match=rf"^params.yaml: augment.{key}: Input should be {message}"):
+        shipped_params({f"augment.{key}": value})

@@ -13,7 +13,7 @@ from PIL import Image
 from bloodcells.core.params import ParamsError, load_params, parse_params, read_yaml
 from bloodcells.data.folder import build_dataset
 from bloodcells.data.folder_layout import ImageFile, assign_splits, file_groups
-from bloodcells.data.near_duplicates import dihedral_hashes, near_duplicate_report, near_pairs, to_image_hash
+from bloodcells.data.near_duplicates import HASH_SIZE, dihedral_hashes, near_duplicate_report, near_pairs
 from bloodcells.data.preprocess import find_near_duplicates
 from bloodcells.data.splits import Split
 from bloodcells.model.tta import dihedral_view
@@ -24,6 +24,12 @@ PROJECT = Path(__file__).resolve().parents[2]
 
 def cells(n: int) -> np.ndarray:
     return np.stack([cell(seed) for seed in range(n)])
+
+
+def to_image_hash(value: np.uint64) -> imagehash.ImageHash:
+    """A packed hash as imagehash's object, to compare with imagehash's own."""
+    bits = np.unpackbits(np.array([value], dtype=">u8").view(np.uint8)).astype(bool)
+    return imagehash.ImageHash(bits.reshape(HASH_SIZE, HASH_SIZE))
 
 
 def test_each_view_is_imagehash_phash_of_that_view():
@@ -142,7 +148,7 @@ def augmented(tmp_path_factory) -> tuple[Path, dict[str, str]]:
 
 def test_carved_val_and_test_share_no_originals_with_train(augmented):
     root, owner = augmented
-    dataset = build_dataset(root, [28], folder_params())  # the default near_duplicate_distance
+    dataset = build_dataset(root, [28], folder_params())  # the default group_near_duplicates_within
     seen = originals_by_split(dataset, owner)
     assert (
         not seen["train"] & seen["val"]
@@ -160,10 +166,11 @@ def test_carved_val_and_test_share_no_originals_with_train(augmented):
 
 def test_without_grouping_the_carved_splits_leak_and_a_name_pattern_alone_fixes_it(augmented):
     root, owner = augmented
-    leaky = originals_by_split(build_dataset(root, [28], folder_params(near_duplicate_distance=None)), owner)
+    ungrouped = build_dataset(root, [28], folder_params(group_near_duplicates_within=None))
+    leaky = originals_by_split(ungrouped, owner)
     assert leaky["train"] & leaky["val"] and leaky["train"] & leaky["test"]  # what the grouping prevents
     by_name = build_dataset(
-        root, [28], folder_params(near_duplicate_distance=None, group_pattern=r"^(\w+)_\d+")
+        root, [28], folder_params(group_near_duplicates_within=None, group_pattern=r"^(\w+)_\d+")
     )
     seen = originals_by_split(by_name, owner)
     assert not seen["train"] & seen["val"] and not seen["train"] & seen["test"]

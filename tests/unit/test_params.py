@@ -10,8 +10,8 @@ import yaml
 from pydantic import BaseModel
 
 from bloodcells.core import params as schema
-from bloodcells.core.params import ParamsError, load_params, parse_params, read_yaml
-from tests.conftest import PROJECT, set_dotted, shipped_params
+from bloodcells.core.params import ParamsError, apply_overrides, load_params, parse_params, read_yaml
+from tests.conftest import PROJECT, shipped_params
 
 GROUPS = [
     cls
@@ -59,6 +59,29 @@ def test_small_numbers_yaml_reads_as_strings_are_floats(key, text):
     assert isinstance(got, float) and got == float(text)
 
 
+TRANSFER = ["resnet50", "efficientnet_b0", "inception_v3", "densenet121"]
+
+
+def test_the_transfer_models_share_one_yaml_anchor_and_dvc_sets_one_model_alone(tmp_path):
+    """`<<: *transfer` gives each backbone every key, read by PyYAML and by DVC; `-S` changes one model."""
+    from dvc.utils.hydra import apply_overrides as dvc_set
+    from dvc.utils.serialize import load_yaml as dvc_load
+
+    models = read_yaml(PROJECT / "params.yaml")["models"]
+    assert len(models["resnet50"]) == 8
+    assert all(models[name] == models["resnet50"] for name in TRANSFER)
+    assert {name: dvc_load(PROJECT / "params.yaml")["models"][name] for name in TRANSFER} == {
+        name: models[name] for name in TRANSFER
+    }
+    copy = tmp_path / "params.yaml"
+    copy.write_text((PROJECT / "params.yaml").read_text())
+    dvc_set(copy, ["models.resnet50.dropout=0.5", "models.densenet121.l2=0.001"])
+    changed = read_yaml(copy)["models"]
+    assert changed["resnet50"] == {**models["resnet50"], "dropout": 0.5}
+    assert changed["densenet121"] == {**models["densenet121"], "l2": 0.001}
+    assert changed["efficientnet_b0"] == changed["inception_v3"] == models["efficientnet_b0"]
+
+
 def test_a_hand_written_small_number_in_params_yaml_loads(tmp_path):
     text = (PROJECT / "params.yaml").read_text().replace("lr: 1.0e-3", "lr: 3e-4", 1)
     assert "lr: 3e-4" in text
@@ -75,7 +98,7 @@ def test_a_hand_written_small_number_in_params_yaml_loads(tmp_path):
         ({"train.schedule": "step"}, "train.schedule: Input should be 'plateau' or 'cosine'"),
         ({"train.label_smoothing": 1.5}, "train.label_smoothing: Input should be less than 1"),
         ({"train.min_lr": 0.1}, "train: min_lr (0.1) is above lr (0.001)"),
-        ({"train.distribute": "horovod"}, "train.distribute: Input should be 'none' or 'data_parallel'"),
+        ({"runtime.distribute": "horovod"}, "runtime.distribute: Input should be 'none' or 'data_parallel'"),
         ({"evaluate.tta_views": 9}, "evaluate.tta_views: Input should be less than or equal to 8"),
         ({"model": "resnet9000"}, "model 'resnet9000' has no models.resnet9000 group"),
         (
@@ -98,9 +121,21 @@ def test_a_missing_key_and_several_faults_are_said_in_one_line():
     del raw["train"]["lr"]
     with pytest.raises(ParamsError, match=r"^params.yaml: train.lr: missing$"):
         parse_params(raw)
-    set_dotted(raw, {"train.lr": 1e-3, "train.epochs": "abc", "seed": "x"})
+    raw = apply_overrides(raw, {"+train.lr": 1e-3, "train.epochs": "abc", "seed": "x"}, "test")
     with pytest.raises(ParamsError, match=r"; and 1 more$"):
         parse_params(raw)
+
+
+def test_an_override_sets_only_known_keys_unless_it_says_plus():
+    """One override path (configs, `-S`, tests): a typo is refused; `+key` adds one, as in `dvc exp run`."""
+    raw = read_yaml(PROJECT / "params.yaml")
+    with pytest.raises(ParamsError, match=r"^-S: models.skip.widht: no such key in params.yaml$"):
+        apply_overrides(raw, {"models.skip.widht": 16}, "-S")
+    with pytest.raises(ParamsError, match="nowhere.lr: no such key"):
+        apply_overrides(raw, {"+nowhere.lr": 1.0}, "-S")
+    added = apply_overrides(raw, {"+models.new": {}, "+models.skip.extra": 1, "train.lr": 0.1}, "-S")
+    assert added["models"]["new"] == {} and added["models"]["skip"]["extra"] == 1
+    assert added["train"]["lr"] == 0.1 and raw["train"]["lr"] == 1e-3  # a copy: the input is untouched
 
 
 def test_a_file_that_is_not_yaml_or_not_there_is_one_line(tmp_path):

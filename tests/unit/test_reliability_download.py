@@ -1,4 +1,4 @@
-"""Issue #11 item 7: the download's faults each get a line that says what went wrong."""
+"""The download's faults each get a line that says what went wrong."""
 
 from __future__ import annotations
 

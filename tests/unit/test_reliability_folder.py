@@ -1,4 +1,4 @@
-"""Issue #11 items 8 and 9: image folders that give no dataset say why; links out of data.path are refused."""
+"""Image folders that give no dataset say why; links out of data.path are refused."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def test_an_all_undecodable_folder_prints_the_skip_reasons_counted(tmp_path):
             build_dataset(root, SIZES, folder_params(classes=classes))
         message = str(error.value)
         assert "7 file(s) skipped: 6x not an image: format not recognised, 1x cannot decode" in message
-        if classes is None:  # the issue's case
+        if classes is None:  # the class folders name the classes
             assert message.startswith("need at least two classes with usable images, found []; 7 file(s)")
     assert message.startswith("folder.classes ['basophil', 'eosinophil'] have no usable images")
     assert "\n" not in message

@@ -1,4 +1,4 @@
-"""Issue #11 items 3 and 12: macro figures over the classes in the test split; class names never boxes."""
+"""Macro figures over the classes in the test split; class names never boxes."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def scores_for(predicted: list[int], n_classes: int) -> np.ndarray:
 
 
 def test_macro_figures_leave_out_a_class_absent_from_the_test_split():
-    """The issue's case: class `ig` only in train; two classes in test, one of them always right."""
+    """Class `ig` only in train; two classes in test, one of them always right."""
     y_true = np.array([0, 0, 1, 1])
     scores = scores_for([0, 0, 0, 0], 3)  # class 2 (`ig`) has no test image
     metrics = classification_metrics(y_true, scores, 10, ["basophil", "eosinophil", "ig"])

@@ -1,31 +1,27 @@
-"""Issue #11 items 4, 5 and 6: bad params and bad params files are refused in one line naming the key."""
+"""Bad params and bad params files are refused in one line naming the key."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-import yaml
 
-from bloodcells.core.params import ParamsError, parse_params, read_yaml
+from bloodcells.core.params import ParamsError, apply_overrides, parse_params, read_yaml
 from tests.conftest import PROJECT
 
 
 def project_params(**dotted) -> dict:
-    """params.yaml as a mapping, with dotted keys (`evaluate.mistakes`) replaced."""
-    raw = yaml.safe_load((PROJECT / "params.yaml").read_text())
-    for key, value in dotted.items():
-        group, leaf = key.split("__")
-        raw[group][leaf] = value
-    return raw
+    """params.yaml as a mapping, with keys (`evaluate__mistakes` for `evaluate.mistakes`) replaced."""
+    overrides = {key.replace("__", "."): value for key, value in dotted.items()}
+    return apply_overrides(read_yaml(PROJECT / "params.yaml"), overrides, "test")
 
 
 @pytest.mark.parametrize(
     ("key", "value", "why"),
     [
-        ("evaluate__calibration_bins", 0, "greater than or equal to 1"),  # was ZeroDivisionError halfway
-        ("evaluate__samples_per_class", 0, "greater than or equal to 1"),  # was ZeroDivisionError halfway
-        ("evaluate__mistakes", -1, "greater than or equal to 0"),  # was: all mistakes but one shown
+        ("evaluate__calibration_bins", 0, "greater than or equal to 1"),  # else a division by zero halfway
+        ("evaluate__samples_per_class", 0, "greater than or equal to 1"),  # else a division by zero halfway
+        ("evaluate__mistakes", -1, "greater than or equal to 0"),  # else all mistakes but one shown
         ("evaluate__tta_views", 9, "less than or equal to 8"),
         ("evaluate__gradcam_per_class", -1, "greater than or equal to 0"),
     ],

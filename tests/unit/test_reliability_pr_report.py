@@ -1,4 +1,4 @@
-"""Issue #11 item 14: the PR report publishes nothing by default, and a fork's PR does not fail."""
+"""The PR report publishes nothing by default, and a fork's PR does not fail."""
 
 from __future__ import annotations
 

@@ -27,9 +27,12 @@ BAD_PARAMS = {
     "epochs-not-a-number": ({"train.epochs": "abc"}, "train.epochs: Input should be a valid integer"),
     "seed-not-a-number": ({"seed": "abc"}, "seed: Input should be a valid integer"),
     "tta-views-not-a-number": ({"evaluate.tta_views": "abc"}, "evaluate.tta_views: Input should be a valid"),
-    "typo-in-train": ({"train.epoch": 3}, "train.epoch: unknown key (a typo?)"),
-    "typo-in-evaluate": ({"evaluate.tta_view": 8}, "evaluate.tta_view: unknown key (a typo?)"),
-    "typo-in-preprocess": ({"preprocess.check_sizes": True}, "preprocess.check_sizes: unknown key (a typo?)"),
+    "typo-in-train": ({"+train.epoch": 3}, "train.epoch: unknown key (a typo?)"),
+    "typo-in-evaluate": ({"+evaluate.tta_view": 8}, "evaluate.tta_view: unknown key (a typo?)"),
+    "typo-in-preprocess": (
+        {"+preprocess.check_sizes": True},
+        "preprocess.check_sizes: unknown key (a typo?)",
+    ),
     "train-size-not-prepared": (
         {"train.size": 64, "data.sizes": [28]},
         "train.size 64 is not one of data.sizes",

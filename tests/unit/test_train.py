@@ -12,8 +12,9 @@ import keras
 import numpy as np
 import pytest
 
+from bloodcells.core.params import ParamsError
 from bloodcells.data.splits import Split
-from bloodcells.training.devices import check_distribution, resolve
+from bloodcells.training.devices import resolve
 from bloodcells.training.inputs import Inputs, epoch_orders, evenly_split, make_inputs
 from bloodcells.training.loop import (
     PLATEAU_MIN_DELTA,
@@ -27,7 +28,7 @@ from bloodcells.training.loop import (
     train_resumable,
 )
 from bloodcells.training.recipe import average_momentum, learning_rate, make_optimizer, plateau_decays
-from tests.conftest import group
+from tests.conftest import group, shipped_params
 
 BASE = group("train", size=28, epochs=10, batch_size=32, lr=1e-3, schedule="plateau")
 
@@ -113,11 +114,11 @@ def test_run_state_records_every_epoch_keeps_the_best_weights_and_writes_curves(
     monkeypatch.chdir(tmp_path)  # the curves go to metrics/train under the working folder
     keras.utils.set_random_seed(0)
     train, val = tiny_splits()
-    params = BASE.model_copy(
-        update={"epochs": 3, "batch_size": 8, "label_smoothing": 0.0, "jit_compile": "off"}
-    )
+    params = BASE.model_copy(update={"epochs": 3, "batch_size": 8, "label_smoothing": 0.0})
     backup = tmp_path / "backup"
-    summary = train_resumable(tiny_model(), train, val, params, None, seed=0, backup=backup)
+    summary = train_resumable(
+        tiny_model(), train, val, params, None, seed=0, backup=backup, jit_compile="off"
+    )
     history = json.loads((backup / "history.json").read_text())
     assert len(history) == 3 == summary["epochs_run"] == completed_epochs(backup)
     assert {"loss", "val_loss", "accuracy", "val_accuracy", "learning_rate", "seconds"} <= set(history[0])
@@ -129,9 +130,27 @@ def test_run_state_records_every_epoch_keeps_the_best_weights_and_writes_curves(
     assert [row["step"] for row in curve] == ["0", "1", "2"]
     assert [float(row["loss"]) for row in curve] == pytest.approx([h["val_loss"] for h in history])
 
-    again = train_resumable(tiny_model(), train, val, params, None, seed=0, backup=backup)
+    again = train_resumable(tiny_model(), train, val, params, None, seed=0, backup=backup, jit_compile="off")
     assert again["epochs_run"] == 3 and again["best/val_loss"] == summary["best/val_loss"]  # nothing refitted
     assert json.loads((backup / "history.json").read_text()) == history
+
+
+def test_the_epoch_hook_sees_each_recorded_epoch_and_can_end_the_run(tmp_path, monkeypatch):
+    """What scripts/bench/time_to_accuracy.py drives the loop with: called after each checkpoint."""
+    monkeypatch.chdir(tmp_path)
+    train, val = tiny_splits()
+    params = BASE.model_copy(update={"epochs": 3, "batch_size": 8, "label_smoothing": 0.0})
+    seen = []
+
+    def stop_after_two(model, history):
+        seen.append((len(history), history[-1]["seconds"], completed_epochs(tmp_path / "b")))
+        model.stop_training = len(history) == 2
+
+    summary = train_resumable(
+        tiny_model(), train, val, params, None, 0, tmp_path / "b", jit_compile="off", on_epoch=stop_after_two
+    )
+    assert [(epochs, done) for epochs, _, done in seen] == [(1, 1), (2, 2)] and summary["epochs_run"] == 2
+    assert all(seconds > 0 for _, seconds, _ in seen)
 
 
 def test_run_state_stops_early_after_patience_epochs_without_a_better_val_loss(tmp_path, monkeypatch):
@@ -153,7 +172,9 @@ def test_a_nan_loss_stops_training_with_one_line_and_nothing_to_resume(tmp_path,
     train, val = tiny_splits()
     params = BASE.model_copy(update={"epochs": 2, "batch_size": 8, "lr": 1e30, "label_smoothing": 0.0})
     with pytest.raises(Diverged, match=r"training diverged: .*loss became nan in epoch 1; lower train.lr"):
-        train_resumable(tiny_model(), train, val, params, None, seed=0, backup=tmp_path / "backup")
+        train_resumable(
+            tiny_model(), train, val, params, None, seed=0, backup=tmp_path / "backup", jit_compile="off"
+        )
     assert not (tmp_path / "backup").exists()
 
 
@@ -178,11 +199,12 @@ def test_a_resumed_run_gets_the_batches_an_uninterrupted_one_would():
     assert val.validation_args()["validation_data"] is val.x and val.fit_args()["steps_per_epoch"] is None
 
 
-def test_bad_hardware_switches_are_refused():
-    with pytest.raises(ValueError, match="distribute must be one of none, data_parallel, got 'horovod'"):
-        check_distribution("horovod")
-    with pytest.raises(ValueError, match="train.jit_compile must be one of auto, on, off, got 'yes'"):
-        resolve("yes", "jit_compile")
+def test_bad_hardware_switches_are_refused_by_the_schema():
+    with pytest.raises(ParamsError, match="runtime.distribute: Input should be 'none' or 'data_parallel'"):
+        shipped_params({"runtime.distribute": "horovod"})
+    with pytest.raises(ParamsError, match="runtime.jit_compile.*: Input should be 'auto', 'on' or 'off'"):
+        shipped_params({"runtime.jit_compile": "sometimes"})
+    assert resolve(True) and not resolve("off")
 
 
 @pytest.mark.parametrize(
@@ -196,7 +218,7 @@ def test_bad_hardware_switches_are_refused():
     ],
 )
 def test_mixed_precision_on_a_cpu_is_bfloat16_and_yaml_booleans_count(switch, policy):
-    """YAML reads `-S train.mixed_precision=on` as true; on a CPU float16 has no fast kernels."""
+    """YAML reads `-S runtime.mixed_precision=on` as true; on a CPU float16 has no fast kernels."""
     from bloodcells.training.devices import accelerators, precision_policy
 
     if accelerators():
@@ -238,16 +260,17 @@ def test_a_resumed_run_draws_the_random_numbers_an_uninterrupted_one_would(
             "epochs": 2,
             "batch_size": 4,
             "label_smoothing": 0.0,
-            "jit_compile": "off",
             "ema_momentum": ema_momentum,
         }
     )
     whole = dropout_model()
-    train_resumable(whole, train, val, params, None, seed=0, backup=tmp_path / "whole")
+    train_resumable(whole, train, val, params, None, seed=0, backup=tmp_path / "whole", jit_compile="off")
     interrupted = params.model_copy(update={"epochs": 1})  # stops after epoch 1 as a kill would
-    train_resumable(dropout_model(), train, val, interrupted, None, seed=0, backup=tmp_path / "resumed")
+    train_resumable(
+        dropout_model(), train, val, interrupted, None, seed=0, backup=tmp_path / "resumed", jit_compile="off"
+    )
     resumed = dropout_model()
-    train_resumable(resumed, train, val, params, None, seed=0, backup=tmp_path / "resumed")
+    train_resumable(resumed, train, val, params, None, seed=0, backup=tmp_path / "resumed", jit_compile="off")
     history = json.loads((tmp_path / "whole/history.json").read_text())
     resumed_history = json.loads((tmp_path / "resumed/history.json").read_text())
     for entry in (*history, *resumed_history):
@@ -300,12 +323,13 @@ def test_with_a_weight_average_the_model_handed_over_is_the_average_that_was_val
                 "batch_size": 8,
                 "lr": 0.05,
                 "label_smoothing": 0.0,
-                "jit_compile": "off",
                 "ema_momentum": momentum,
             }
         )
         model = tiny_model()
-        summary = train_resumable(model, train, val, params, None, seed=0, backup=tmp_path / f"b{momentum}")
+        summary = train_resumable(
+            model, train, val, params, None, seed=0, backup=tmp_path / f"b{momentum}", jit_compile="off"
+        )
         history = json.loads((tmp_path / f"b{momentum}/history.json").read_text())
         runs[momentum] = model, summary, history
     (plain, _, plain_history), (averaged, summary, history) = runs[0.0], runs[0.8]

@@ -6,7 +6,9 @@ import keras
 import numpy as np
 import pytest
 
+from bloodcells.core.params import ParamsError, TtaViews, check_value
 from bloodcells.model.tta import dihedral_view, predict_probabilities
+from tests.conftest import shipped_params
 
 
 def test_the_eight_views_are_distinct_symmetries():
@@ -32,5 +34,13 @@ def test_predictions_average_over_views_and_bad_counts_are_refused():
     expected = np.mean([model.predict(dihedral_view(images, i), verbose=0) for i in range(8)], axis=0)
     np.testing.assert_allclose(averaged, expected, rtol=1e-6)
     assert single[0, 0] > averaged[0, 0]
-    with pytest.raises(ValueError, match="between 1 and 8, got 9"):
-        predict_probabilities(model, images, batch_size=8, views=9)
+
+
+@pytest.mark.parametrize(("text", "message"), [("9", "less than or equal to 8"), ("0", "greater than or")])
+def test_a_view_count_is_checked_once_by_the_schema_type_the_flag_shares(text, message):
+    """`evaluate.tta_views` and `bloodcells predict --tta` are checked by one type, TtaViews."""
+    with pytest.raises(ParamsError, match=f"^Input should be {message}.*got '{text}'"):
+        check_value(TtaViews, text)
+    assert check_value(TtaViews, "8") == 8
+    with pytest.raises(ParamsError, match=f"^params.yaml: evaluate.tta_views: Input should be {message}"):
+        shipped_params({"evaluate.tta_views": int(text)})
