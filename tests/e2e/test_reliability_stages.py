@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import dvc_env, interruptible, run, set_params
-from tests.reliability_servers import bad_server
+from tests.faulty_servers import bad_server
 
 pytestmark = pytest.mark.slow
 
