@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import yaml
@@ -134,26 +134,48 @@ def synthetic_mirror(tmp_path_factory) -> Path:
     return write_mirror(tmp_path_factory.mktemp("mirror"), [28, 64])
 
 
+class Reproduced(NamedTuple):
+    """A repo on which `dvc repro` ran and was committed, with what that `dvc repro` printed."""
+
+    repo: Path
+    output: str
+
+
 @pytest.fixture(scope="session")
-def reproduced_repo(tmp_path_factory, synthetic_mirror) -> Path:
-    """A project repo on which `dvc repro` has run once and been committed (built once per session)."""
-    repo = init_project_repo(tmp_path_factory.mktemp("base") / "repo", synthetic_mirror)
-    run(repo, "dvc", "repro")
+def first_repro(tmp_path_factory, fresh_template) -> Reproduced:
+    """The session's one full `dvc repro` of a fresh project repo, committed; its output kept for tests."""
+    repo = tmp_path_factory.mktemp("base") / "repo"
+    shutil.copytree(fresh_template, repo, symlinks=True)
+    output = run(repo, "dvc", "repro").stdout
     run(repo, "git", "add", "-A")
     run(repo, "git", "commit", "-qm", "first run")
-    return repo
+    return Reproduced(repo, output)
 
 
 @pytest.fixture(scope="session")
-def two_commit_repo(tmp_path_factory, reproduced_repo) -> Path:
-    """The reproduced repo plus a second commit that trains two epochs instead of one (do not change it)."""
+def reproduced_repo(first_repro) -> Path:
+    """A project repo on which `dvc repro` has run once and been committed (built once per session;
+    tests that change it take `project_repo`, a copy)."""
+    return first_repro.repo
+
+
+@pytest.fixture(scope="session")
+def second_commit(tmp_path_factory, reproduced_repo) -> Reproduced:
+    """The reproduced repo plus a second commit that trains two epochs instead of one, and the output
+    of the `dvc repro` that made it."""
     repo = tmp_path_factory.mktemp("two_commits") / "repo"
     shutil.copytree(reproduced_repo, repo, symlinks=True)
     set_params(repo, {"train.epochs": 2})
-    run(repo, "dvc", "repro")
+    output = run(repo, "dvc", "repro").stdout
     run(repo, "git", "add", "-A")
     run(repo, "git", "commit", "-qm", "two epochs")
-    return repo
+    return Reproduced(repo, output)
+
+
+@pytest.fixture(scope="session")
+def two_commit_repo(second_commit) -> Path:
+    """The reproduced repo plus a second commit that trains two epochs instead of one (do not change it)."""
+    return second_commit.repo
 
 
 @pytest.fixture
@@ -164,11 +186,23 @@ def project_repo(tmp_path, reproduced_repo) -> Path:
     return copy
 
 
-@pytest.fixture
-def new_repo(tmp_path, synthetic_mirror) -> Callable[..., Path]:
-    """Factory for a fresh, never-reproduced project repo with extra param overrides."""
+@pytest.fixture(scope="session")
+def fresh_template(tmp_path_factory, synthetic_mirror) -> Path:
+    """A committed, never-reproduced project repo on the synthetic mirror (built once; tests copy it)."""
+    return init_project_repo(tmp_path_factory.mktemp("fresh") / "repo", synthetic_mirror)
 
-    def make(overrides: dict[str, Any] | None = None) -> Path:
-        return init_project_repo(tmp_path / "fresh", synthetic_mirror, overrides)
+
+@pytest.fixture
+def new_repo(tmp_path, fresh_template) -> Callable[..., Path]:
+    """Factory for a fresh, never-reproduced project repo with extra param overrides (committed):
+    a copy of `fresh_template`, not another `git init` and `dvc init`."""
+
+    def make(overrides: dict[str, Any] | None = None, name: str = "fresh") -> Path:
+        repo = tmp_path / name
+        shutil.copytree(fresh_template, repo, symlinks=True)
+        if overrides:
+            set_params(repo, overrides)
+            run(repo, "git", "commit", "-qam", "overrides")
+        return repo
 
     return make

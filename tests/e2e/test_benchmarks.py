@@ -115,24 +115,24 @@ def test_accuracy_refuses_a_bad_override_before_running_anything(capsys):
     assert "train.epochs" in str(code) and "\n" not in str(code)
 
 
-def test_time_to_accuracy_trains_two_recipes_interleaved(capsys):
-    output = output_of(capsys, "time-to-accuracy", "--smoke", "--target", "0.01", "-S", "model=small_cnn")
-    row = table_row(output, "1")
-    assert 0 <= number(row[1]) <= 1 and number(row[2]) > 0 and 0 <= number(row[3]) <= 1 and number(row[4]) > 0
-    assert "- ours (params.yaml): " in output and "- report_skip: " in output
-    assert "(epoch 1)" in output and "- ratio report_skip / ours (params.yaml): " in output
-    assert output.index("epoch 1 ours") < output.index("epoch 1 report_skip")  # one epoch of each in turn
-
-
-def test_time_to_accuracy_takes_several_a_recipes_and_refuses_one_given_twice(capsys):
+def test_time_to_accuracy_trains_several_a_recipes_and_the_b_recipe_interleaved(capsys):
+    """Two A recipes (params.yaml and a configuration) against the B recipe, one epoch of each in turn."""
     budget = str(PROJECT / "configs/budget_3_epochs.yaml")
     output = output_of(
         capsys, "time-to-accuracy", "--smoke", "--target", "0.01", "-S", "model=small_cnn",
         "--a", "params.yaml", "--a", budget,
     )  # fmt: skip
-    assert len(table_row(output, "1")) == 7  # the epoch, then accuracy and time for each of 3 recipes
+    row = table_row(output, "1")
+    assert len(row) == 7  # the epoch, then accuracy and time for each of 3 recipes
+    for accuracy, seconds in zip(row[1::2], row[2::2], strict=True):
+        assert 0 <= number(accuracy) <= 1 and number(seconds) > 0
+    assert "- ours (params.yaml): " in output and "- budget_3_epochs: " in output
+    assert "- report_skip: " in output and "(epoch 1)" in output
     assert "- ratio report_skip / ours (params.yaml): " in output
     assert "- ratio report_skip / budget_3_epochs: " in output
+    first = [output.index(f"epoch 1 {name}") for name in ("ours", "budget_3_epochs", "report_skip")]
+    assert first == sorted(first)  # one epoch of each in turn
+    assert "epoch 2 " not in output or max(first) < output.index("epoch 2 ")
     report = str(PROJECT / "configs/report_skip.yaml")
     code, _ = failure_of(capsys, "time-to-accuracy", "--smoke", "--a", report)
     assert code == "recipe report_skip is given twice; give different --a/--b"

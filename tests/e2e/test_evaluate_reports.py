@@ -1,4 +1,5 @@
-"""The evaluate stage's outputs after a real `dvc repro`, and `dvc plots show`/`diff` rendered offline.
+"""The evaluate stage's outputs after a real `dvc repro`, and `dvc plots show`/`diff` rendered offline;
+its refusals and faults (nothing half-written), unloadable models, absent classes and CJK class names.
 
 The rendering checks load the page in headless Chromium (Debian package `chromium`); they skip,
 saying so, where no Chromium-family browser is installed.
@@ -9,14 +10,17 @@ from __future__ import annotations
 import csv
 import json
 import re
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from bloodcells.evaluation.report import HEADLINE as HEADLINE_KEYS
 from tests.chromium import find_chromium, render, scan
-from tests.conftest import PROJECT, run
+from tests.conftest import PROJECT, run, set_params
+from tests.stage_failures import one_line_failure, refuse_constant
 
 pytestmark = pytest.mark.slow
 
@@ -28,6 +32,8 @@ IMAGES = {"confusion", "roc_pr", "calibration", "training", "samples", "mistakes
 # dvc.yaml's plots drawn by vega: every entry but the folder of PNG images
 PLOTS = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["plots"]
 VEGA_PLOTS = [plot for plot in PLOTS if not isinstance(plot, str)]
+EVALUATE = [sys.executable, "-m", "stages.evaluate"]
+EVAL_OUTPUTS = ("metrics/evaluate", "plots/evaluate")
 VEGA_DIV = re.compile(r'<div id = "([^"]+)">\s*<script')
 
 
@@ -112,3 +118,79 @@ def test_plots_diff_of_two_commits_renders_both_revisions(two_commit_repo, tmp_p
     page = tmp_path / "diff/index.html"
     assert '"rev": "HEAD~1"' in page.read_text() and '"rev": "HEAD"' in page.read_text()
     assert_rendered(page, expected_images=committed_images(two_commit_repo, "HEAD~1", "HEAD"))
+
+
+def output_bytes(repo: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(repo)): p.read_bytes()
+        for folder in EVAL_OUTPUTS
+        for p in sorted((repo / folder).rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("calibration_bins", 0), ("samples_per_class", 0), ("mistakes", -1)],
+)
+def test_a_bad_evaluate_param_is_refused_before_any_work(project_repo, key, value):
+    before = output_bytes(project_repo)
+    assert "metrics/evaluate/metrics.json" in before
+    set_params(project_repo, {f"evaluate.{key}": value})
+    line = one_line_failure(run(project_repo, *EVALUATE, check=False))
+    assert line.startswith(f"evaluate failed: params.yaml: evaluate.{key}: ") and f"(got {value})" in line
+    assert output_bytes(project_repo) == before  # refused before anything was touched
+
+
+def test_a_failure_halfway_through_evaluate_leaves_none_of_its_outputs(project_repo):
+    repo = project_repo
+    curve = repo / "metrics/train/plots/metrics/train/loss.tsv"
+    curve.write_text("step\tloss\n0\tbanana\n")  # read after the tables are written, before the figures
+    line = one_line_failure(run(repo, *EVALUATE, check=False))
+    assert line.startswith(f"evaluate failed: {curve.relative_to(repo)}: not dvclive's step/loss table"), line
+    for folder in EVAL_OUTPUTS:
+        assert not (repo / folder).exists(), folder
+        assert not (repo / folder).with_name(f".{Path(folder).name}.staging").exists()
+
+
+def test_a_truncated_model_file_is_named_as_truncated_not_missing(project_repo):
+    model = project_repo / "models/model.keras"
+    model.write_bytes(model.read_bytes()[:5000])
+    line = one_line_failure(run(project_repo, *EVALUATE, check=False))
+    assert "models/model.keras: not a complete .keras archive (5000 bytes: truncated?)" in line, line
+    assert "File not found" not in line
+
+
+def test_a_model_holding_code_is_refused_in_one_line(project_repo, tmp_path):
+    script = (
+        "import keras\n"
+        "model = keras.Sequential([keras.Input((28, 28, 3)), keras.layers.Lambda(lambda x: x * 1.0),\n"
+        "    keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(8, activation='softmax')])\n"
+        "model.save('models/model.keras')\n"
+    )
+    run(project_repo, sys.executable, "-c", script)
+    line = one_line_failure(run(project_repo, *EVALUATE, check=False))
+    assert "models/model.keras: refused: the file holds Python code (e.g. a Lambda layer)" in line, line
+
+
+def test_absent_classes_are_named_and_cjk_class_names_are_drawn_or_noted(project_repo):
+    """Items 3 and 12 in one evaluate run: the last class removed from the test split, CJK names."""
+    repo = project_repo
+    card_path, folder = repo / "models/model.json", repo / "data/preprocessed/28"
+    card = json.loads(card_path.read_text())
+    card["classes"] = [f"细胞{i}" for i in range(len(card["classes"]))]
+    card_path.write_text(json.dumps(card))
+    labels = np.load(folder / "test_labels.npy")
+    keep = labels != len(card["classes"]) - 1
+    np.save(folder / "test_labels.npy", labels[keep])
+    np.save(folder / "test_images.npy", np.load(folder / "test_images.npy")[keep])
+
+    result = run(repo, *EVALUATE)
+    absent = card["classes"][-1]
+    assert f"warning: class(es) ['{absent}'] have no test images" in result.stdout
+    assert "missing from font" not in result.stderr  # no name drawn as boxes
+    report = json.loads((repo / "metrics/evaluate/report.json").read_text(), parse_constant=refuse_constant)
+    assert report["absent_classes"] == [absent]
+    per_class = json.loads((repo / "metrics/evaluate/per_class.json").read_text())
+    assert [row["class"] for row in per_class] == card["classes"]  # real names in the data files
+    assert (repo / "plots/evaluate/images/confusion.png").stat().st_size > 0

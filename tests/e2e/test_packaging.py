@@ -2,30 +2,37 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT, copy_project_files, dvc_env
+from tests.conftest import copy_project_files, dvc_env
 
 pytestmark = pytest.mark.slow
 
 
-def test_the_wheel_holds_the_package_and_the_console_script(tmp_path):
-    source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info beside the sources
-    copy_project_files(source, ("pyproject.toml", "README.md", "bloodcells", "stages", "tests", "scripts"))
+def pip(*args: str, cwd: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), "."],
-        cwd=source,
-        env=dvc_env(),
-        capture_output=True,
-        text=True,
+        [sys.executable, "-m", "pip", *args], cwd=cwd, env=dvc_env(), capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    (wheel,) = tmp_path.glob("bloodcells-*.whl")
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel `pip wheel .` builds from a copy of the project (built once for both tests)."""
+    root = tmp_path_factory.mktemp("wheel")
+    source = root / "source"  # a copy: building writes build/ and *.egg-info beside the sources
+    copy_project_files(source, ("pyproject.toml", "README.md", "bloodcells", "stages", "tests", "scripts"))
+    pip("wheel", "--no-deps", "--no-build-isolation", "-w", str(root), ".", cwd=source)
+    (built,) = root.glob("bloodcells-*.whl")
+    return built
+
+
+def test_the_wheel_holds_the_package_and_the_console_script(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     packages = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
     assert packages == {"bloodcells"}, "only the library is installed (not stages/, tests/, scripts/)"
@@ -42,28 +49,9 @@ def test_the_wheel_holds_the_package_and_the_console_script(tmp_path):
     assert "[console_scripts]" in text and "bloodcells = bloodcells.cli:main" in text
 
 
-def test_the_installed_command_lists_the_models(tmp_path):
+def test_the_installed_command_lists_the_models(wheel, tmp_path):
     target = tmp_path / "site"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            ".",
-        ],
-        cwd=shutil.copytree(
-            PROJECT, tmp_path / "source", ignore=shutil.ignore_patterns(".*", "data", "__pycache__")
-        ),
-        env=dvc_env(),
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    pip("install", "--no-deps", "--target", str(target), str(wheel), cwd=tmp_path)
     assert (target / "bin" / "bloodcells").is_file()
     listed = subprocess.run(
         [sys.executable, str(target / "bin" / "bloodcells"), "models"],

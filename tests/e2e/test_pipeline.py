@@ -8,16 +8,17 @@ import subprocess
 import pytest
 
 from tests.conftest import dvc_env, ran_stages, run, set_params
+from tests.stage_failures import assert_all_json_strict
 
 pytestmark = pytest.mark.slow
 
 ALL_STAGES = ["download", "preprocess@28", "class_weights", "train", "evaluate", "export"]
 
 
-def test_first_repro_runs_every_stage_and_second_runs_none(new_repo):
-    repo = new_repo()
-    first = run(repo, "dvc", "repro")
-    assert sorted(ran_stages(first.stdout)) == sorted(ALL_STAGES)
+def test_first_repro_runs_every_stage_and_second_runs_none(first_repro, project_repo):
+    """The session's first `dvc repro` (tests/conftest.py) ran every stage; a second, on a copy, none."""
+    repo = first_repro.repo
+    assert sorted(ran_stages(first_repro.output)) == sorted(ALL_STAGES)
     metrics = json.loads((repo / "metrics/evaluate/metrics.json").read_text())
     assert {"accuracy", "accuracy_ci_lower", "accuracy_ci_upper", "macro_f1", "auc", "ece"} <= set(metrics)
     report = json.loads((repo / "metrics/evaluate/report.json").read_text())
@@ -27,16 +28,17 @@ def test_first_repro_runs_every_stage_and_second_runs_none(new_repo):
     assert (repo / "models/model.keras").stat().st_size > 0
     assert (repo / "plots/evaluate/confusion.csv").read_text().startswith("actual,predicted\n")
 
-    second = run(repo, "dvc", "repro")
+    second = run(project_repo, "dvc", "repro")
     assert ran_stages(second.stdout) == []
     assert "Data and pipelines are up to date" in second.stdout
 
 
-def test_changing_epochs_reruns_only_train_and_evaluate(project_repo):
-    set_params(project_repo, {"train.epochs": 2})
-    assert ran_stages(run(project_repo, "dvc", "repro").stdout) == ["train", "evaluate", "export"]
-    assert json.loads((project_repo / "metrics/train/metrics.json").read_text())["epochs_run"] == 2
-    assert json.loads((project_repo / "metrics/evaluate/report.json").read_text())["epochs_run"] == 2
+def test_changing_epochs_reruns_only_train_and_evaluate(second_commit):
+    """The session's second commit (tests/conftest.py) is `train.epochs: 2` on the reproduced repo."""
+    assert ran_stages(second_commit.output) == ["train", "evaluate", "export"]
+    repo = second_commit.repo
+    assert json.loads((repo / "metrics/train/metrics.json").read_text())["epochs_run"] == 2
+    assert json.loads((repo / "metrics/evaluate/report.json").read_text())["epochs_run"] == 2
 
 
 def test_a_new_size_runs_only_its_own_chain(project_repo):
@@ -95,29 +97,23 @@ def test_exp_run_with_the_other_model_is_listed_by_exp_show(project_repo):
     assert {"accuracy_ci_lower", "Created", "stages/train.py"} <= set(full) and len(full) > 100
 
 
-def test_metrics_diff_between_two_commits_shows_the_changed_accuracy(project_repo):
-    before = json.loads((project_repo / "metrics/evaluate/metrics.json").read_text())["accuracy"]
-    set_params(project_repo, {"train.epochs": 3, "train.lr": 0.003})
-    run(project_repo, "dvc", "repro")
-    after = json.loads((project_repo / "metrics/evaluate/metrics.json").read_text())["accuracy"]
-    diff = json.loads(run(project_repo, "dvc", "metrics", "diff", "HEAD", "--all", "--json").stdout)
+def test_metrics_diff_between_two_commits_shows_the_changed_accuracy(two_commit_repo):
+    """One and two epochs, committed one after the other (tests/conftest.py)."""
+    repo = two_commit_repo
+    before = json.loads(run(repo, "git", "show", "HEAD~1:metrics/evaluate/metrics.json").stdout)["accuracy"]
+    after = json.loads((repo / "metrics/evaluate/metrics.json").read_text())["accuracy"]
+    diff = json.loads(run(repo, "dvc", "metrics", "diff", "HEAD~1", "HEAD", "--all", "--json").stdout)
     change = diff["metrics/evaluate/metrics.json"]["accuracy"]
     assert change["old"] == pytest.approx(before) and change["new"] == pytest.approx(after)
     # the headline figures and the train stage's summary, not report.json's every figure
     assert set(diff) == {"metrics/evaluate/metrics.json", "metrics/train/metrics.json"}
-    table = run(project_repo, "dvc", "metrics", "diff", "HEAD", "--all", "--md").stdout
+    assert diff["metrics/train/metrics.json"]["epochs_run"] == {"old": 1, "new": 2, "diff": 1}
+    table = run(repo, "dvc", "metrics", "diff", "HEAD~1", "--all", "--md").stdout  # against the workspace
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines() if line]
     accuracy_row = next(row for row in rows if row[:2] == ["metrics/evaluate/metrics.json", "accuracy"])
     assert float(accuracy_row[2]) == pytest.approx(before, abs=1e-5)
     assert float(accuracy_row[3]) == pytest.approx(after, abs=1e-5)
 
 
-def test_an_unknown_model_name_fails_before_training(project_repo):
-    """DVC itself refuses a model with no `models.<name>` group; the stage lists names when run directly."""
-    result = run(project_repo, "dvc", "exp", "run", "-S", "model=resnet9000", check=False)
-    assert result.returncode != 0
-    assert "Parameters 'models.resnet9000' are missing" in result.stderr
-    set_params(project_repo, {"model": "resnet9000", "+models.resnet9000": {}})
-    direct = run(project_repo, "python", "-m", "stages.train", check=False)
-    assert direct.returncode == 1
-    assert "train failed: Unknown model 'resnet9000'. Known models: baseline" in direct.stderr
+def test_every_json_file_of_a_reproduced_repo_is_strict_json(reproduced_repo):
+    assert assert_all_json_strict(reproduced_repo) >= 6  # raw, preprocessed, weights, model card, metrics

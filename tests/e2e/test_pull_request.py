@@ -1,4 +1,5 @@
-"""The report the pull-request workflow posts, built from two real commits."""
+"""The report the pull-request workflow posts, built from two real commits: metrics, params, plots and
+the paired test of the two commits' per-image predictions."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ def test_the_report_of_two_commits_shows_the_changed_metric_param_and_plots(two_
     assert "- Loss: `metrics/train/plots/metrics/train/loss.tsv`" in report
     assert "- `plots/evaluate/images/training.png`" in report  # listed, not embedded
     assert Path(repo / "plots/evaluate/images/training.png").is_file()
+    # the base commit's per-image predictions paired with the workspace's
+    metrics = report.split("### Metrics", 1)[1].split("### Params", 1)[0]
+    assert "Paired test: of 48 test images, " in metrics and "McNemar's exact p = " in metrics
 
     same = run(repo, "python", "-m", "scripts.pr_report", "--base", "HEAD").stdout
     assert "No metric changed." in same and "No param changed." in same and "No plot changed." in same

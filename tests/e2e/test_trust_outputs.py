@@ -1,5 +1,6 @@
 """`dvc repro` on a temporary project writes the trust outputs: intervals, temperature, risk-coverage,
-referrals and per-image predictions; the PR report pairs two commits' predictions."""
+referrals and per-image predictions (the PR report's paired test of two commits' predictions:
+tests/e2e/test_pull_request.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.chromium import find_chromium, render, scan
-from tests.conftest import run, set_params
+from tests.conftest import run
 
 pytestmark = pytest.mark.slow
 
@@ -65,14 +66,6 @@ def test_repro_writes_the_card_temperature_and_every_trust_output(reproduced_rep
     files = {row["filename"] for row in shown["Calibration (reliability)"][0]["content"]["data"]["values"]}
     assert files == {"calibration.csv", "calibration_temperature_scaled.csv"}
     assert "accuracy_ci_lower" in run(repo, "dvc", "metrics", "show", "--md").stdout
-
-
-def test_the_pr_report_pairs_the_base_commit_with_the_workspace(project_repo):
-    set_params(project_repo, {"train.epochs": 2})
-    run(project_repo, "dvc", "repro")
-    report = run(project_repo, "python", "-m", "scripts.pr_report", "--base", "HEAD").stdout
-    metrics = report.split("### Metrics", 1)[1].split("### Params", 1)[0]
-    assert "Paired test: of 48 test images, " in metrics and "McNemar's exact p = " in metrics
 
 
 def test_the_new_plots_render_offline(reproduced_repo, tmp_path):

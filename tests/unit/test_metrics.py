@@ -114,3 +114,29 @@ def test_interpolated_precision_is_the_best_precision_at_that_recall_or_more():
     for name in "abc":
         curve = [r["precision"] for r in rows if r["class"] == name]
         assert all(a >= b for a, b in zip(curve, curve[1:], strict=False))  # never rises with recall
+
+
+# Macro figures over the classes present in the test split.
+def scores_for(predicted: list[int], n_classes: int) -> np.ndarray:
+    scores = np.full((len(predicted), n_classes), 0.1 / (n_classes - 1))
+    scores[np.arange(len(predicted)), predicted] = 0.9
+    return scores
+
+
+def test_macro_figures_leave_out_a_class_absent_from_the_test_split():
+    """The issue's case: class `ig` only in train; two classes in test, one of them always right."""
+    y_true = np.array([0, 0, 1, 1])
+    scores = scores_for([0, 0, 0, 0], 3)  # class 2 (`ig`) has no test image
+    metrics = classification_metrics(y_true, scores, 10, ["basophil", "eosinophil", "ig"])
+    assert metrics["balanced_accuracy"] == pytest.approx(0.5)
+    assert metrics["macro_recall"] == pytest.approx(0.5)  # was 0.333: ig counted as a recall of 0
+    assert metrics["macro_f1"] == pytest.approx(1 / 3)  # (2/3 + 0) / 2, was 0.222
+    assert metrics["absent_classes"] == ["ig"]
+    assert metrics["weighted_f1"] == pytest.approx(1 / 3)
+
+
+def test_no_class_absent_leaves_the_macro_figures_as_they_were():
+    y_true = np.array([0, 1, 2, 2])
+    metrics = classification_metrics(y_true, scores_for([0, 1, 2, 1], 3), 10, ["a", "b", "c"])
+    assert metrics["absent_classes"] == []
+    assert metrics["macro_recall"] == pytest.approx((1 + 1 + 0.5) / 3)

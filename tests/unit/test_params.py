@@ -5,6 +5,8 @@ The stage processes' one-line errors are in test_stages.py; here the schema itse
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 from pydantic import BaseModel
@@ -144,3 +146,55 @@ def test_a_file_that_is_not_yaml_or_not_there_is_one_line(tmp_path):
         load_params(tmp_path / "params.yaml")
     with pytest.raises(ParamsError, match="not found: run from the project root"):
         load_params(tmp_path / "nowhere.yaml")
+
+
+# Bad params and params files are refused in one line naming the key.
+def project_params(**dotted) -> dict:
+    """params.yaml as a mapping, with dotted keys (`evaluate.mistakes`) replaced."""
+    raw = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    for key, value in dotted.items():
+        group, leaf = key.split("__")
+        raw[group][leaf] = value
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "why"),
+    [
+        ("evaluate__calibration_bins", 0, "greater than or equal to 1"),  # was ZeroDivisionError halfway
+        ("evaluate__samples_per_class", 0, "greater than or equal to 1"),  # was ZeroDivisionError halfway
+        ("evaluate__mistakes", -1, "greater than or equal to 0"),  # was: all mistakes but one shown
+        ("evaluate__tta_views", 9, "less than or equal to 8"),
+        ("evaluate__gradcam_per_class", -1, "greater than or equal to 0"),
+    ],
+)
+def test_every_evaluate_param_is_range_checked_in_one_line(key, value, why):
+    with pytest.raises(ParamsError) as error:
+        parse_params(project_params(**{key: value}))
+    dotted = key.replace("__", ".")
+    assert str(error.value).startswith(f"params.yaml: {dotted}: ") and why in str(error.value)
+    assert f"(got {value})" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_train_size_must_be_one_of_data_sizes():
+    with pytest.raises(ParamsError, match=r"train.size 64 is not one of data.sizes \[28\]"):
+        parse_params(project_params(data__sizes=[28], train__size=64))
+
+
+def test_data_sizes_must_not_be_empty():
+    with pytest.raises(ParamsError, match=r"^params.yaml: data.sizes: List should have at least 1 item"):
+        parse_params(project_params(data__sizes=[]))
+
+
+def test_invalid_yaml_is_one_line_with_its_line_number(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("seed: 42\ntrain:\n  lr: [0.1\n  epochs: 3\n")
+    with pytest.raises(ParamsError) as error:
+        read_yaml(path)
+    assert str(error.value).startswith(f"{path}: line ") and "not valid YAML" in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_a_missing_params_file_says_to_run_from_the_project_root(tmp_path):
+    with pytest.raises(ParamsError, match="run from the project root"):
+        read_yaml(Path(tmp_path / "params.yaml"))

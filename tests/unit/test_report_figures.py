@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 import keras
+import matplotlib
 import numpy as np
 import pytest
 from keras import layers
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 from bloodcells.architectures import create_model, list_models
 from bloodcells.architectures.transfer import BACKBONES
 from bloodcells.evaluation import plots
 from bloodcells.evaluation.gallery import confident_mistakes, pick_per_class, whole_classes_per_row
 from bloodcells.evaluation.report import read_training_curves
+from bloodcells.evaluation.writers import save_figure
 from bloodcells.model.gradcam import gradcam, last_conv_layer
 from tests.conftest import shipped_params
 
@@ -129,3 +133,57 @@ def test_every_report_figure_draws_to_a_png():
     ]
     for figure in figures:
         assert png_bytes(figure).startswith(b"\x89PNG")
+
+
+# Class names are drawn with a font that has them, or replaced and noted.
+CJK = "好细胞"  # "good cell"
+STIX_ONLY = "\u1d81"  # ᶁ: in matplotlib's STIXGeneral, not in DejaVu Sans
+
+
+def missing_glyph_warnings(figure: Figure, path) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        figure.savefig(path)
+    return [str(w.message) for w in caught if "missing from font" in str(w.message)]
+
+
+@pytest.fixture(autouse=True)
+def default_fonts():
+    """Each test starts from matplotlib's default font list (drawable_names changes it)."""
+    with matplotlib.rc_context():
+        yield
+
+
+def test_names_the_default_font_lacks_are_drawn_with_an_installed_font_that_has_them(tmp_path):
+    names = [f"{STIX_ONLY} cell", "basophil"]
+    matrix = np.array([[2, 0], [1, 1]])
+    assert missing_glyph_warnings(plots.confusion_figure(matrix, names), tmp_path / "before.png")
+    shown, note = plots.drawable_names(names)
+    assert shown == names and note is None
+    assert "STIXGeneral" in matplotlib.rcParams["font.family"]
+    assert missing_glyph_warnings(plots.confusion_figure(matrix, shown), tmp_path / "after.png") == []
+
+
+def cjk_font() -> str | None:
+    return next((f for f in plots.installed_families() if ord(CJK[0]) in plots.font_characters(f)), None)
+
+
+@pytest.mark.skipif(cjk_font() is not None, reason="a CJK font is installed: the names are drawn with it")
+def test_cjk_names_without_a_cjk_font_are_replaced_and_the_figure_says_so(tmp_path):
+    names = [f"{CJK}(detail)", "basophil"]
+    shown, note = plots.drawable_names(names)
+    assert shown == ["class 0", "basophil"]
+    assert "class 0: name not drawable" in note and "report.json" in note
+    figure = plots.confusion_figure(np.array([[2, 0], [1, 1]]), shown)
+    assert missing_glyph_warnings(figure, tmp_path / "check.png") == []
+    save_figure(figure, tmp_path / "confusion.png", note)
+    assert note in [text.get_text() for text in figure.findobj(Text)]
+    assert (tmp_path / "confusion.png").stat().st_size > 0
+
+
+@pytest.mark.skipif(cjk_font() is None, reason="no CJK font installed (fc-list :lang=zh is empty)")
+def test_cjk_names_are_drawn_with_an_installed_cjk_font(tmp_path):
+    shown, note = plots.drawable_names([CJK, "basophil"])
+    assert shown == [CJK, "basophil"] and note is None
+    figure = plots.confusion_figure(np.array([[2, 0], [1, 1]]), shown)
+    assert missing_glyph_warnings(figure, tmp_path / "cjk.png") == []
