@@ -75,6 +75,20 @@ def recipe_params(config: Path | None, overrides: dict[str, Any] | None = None):
         raise BenchError(str(error)) from None
 
 
+def real_splits(size: int = 28) -> dict:
+    """The real PBC rebuild (../shared/data) at `size` as splits of uint8 images and integer labels."""
+    from bloodcells.data.splits import Split
+
+    path = REAL_DATA / ("bloodmnist.npz" if size == 28 else f"bloodmnist_{size}.npz")
+    if not path.exists():
+        raise BenchError(f"needs the real data at {path}")
+    with np.load(path) as npz:
+        return {
+            s: Split(npz[f"{s}_images"], npz[f"{s}_labels"].reshape(-1).astype(np.int64))
+            for s in ("train", "val", "test")
+        }
+
+
 def cpu_name() -> str:
     """The CPU model from /proc/cpuinfo, or what `platform` knows elsewhere."""
     cpuinfo = Path("/proc/cpuinfo")

@@ -24,7 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from scripts.bench.common import PROJECT, REAL_DATA, BenchError, machine_lines, markdown_table, recipe_params
+from scripts.bench.common import (
+    PROJECT,
+    machine_lines,
+    markdown_table,
+    real_splits,
+    recipe_params,
+)
 
 LISC = PROJECT.parent / "shared" / "data" / "lisc-external"
 LISC_CLASSES = {
@@ -53,20 +59,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def load_pbc(size: int) -> dict:
-    """The real PBC rebuild at `size` as splits of uint8 images and integer labels."""
-    from bloodcells.data.splits import Split
-
-    path = REAL_DATA / ("bloodmnist.npz" if size == 28 else f"bloodmnist_{size}.npz")
-    if not path.exists():
-        raise BenchError(f"needs the real data at {path}")
-    with np.load(path) as npz:
-        return {
-            s: Split(npz[f"{s}_images"], npz[f"{s}_labels"].reshape(-1).astype(np.uint8))
-            for s in ("train", "val", "test")
-        }
-
-
 def run_variant(name: str, epochs: int, work: Path) -> dict[str, Any]:
     """Preprocess, train, and score one variant in-domain and on LISC (plain, then adapted)."""
     import keras
@@ -84,7 +76,7 @@ def run_variant(name: str, epochs: int, work: Path) -> dict[str, Any]:
 
     params = recipe_params(None, {**VARIANTS[name], "train.epochs": epochs})
     size = params.train.size
-    splits, crop = crop_cells(load_pbc(size), params.preprocess.cell_crop)
+    splits, crop = crop_cells(real_splits(size), params.preprocess.cell_crop)
     splits, stain = normalize_stains(splits, params.preprocess.stain_normalization)
     classes = class_names("bloodmnist")
     card = {

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scripts.bench.common import PROJECT, REAL_DATA, machine_lines, markdown_table
+from scripts.bench.common import PROJECT, machine_lines, markdown_table, real_splits
 
 PARTS = ("stain", "scale", "jpeg", "all")  # the shifted copies: each part of the shift alone, then all
 # name -> (augment overrides, stain normalisation)
@@ -33,19 +33,6 @@ VARIANTS = {
     "reinhard": ({}, "reinhard"),
     "reinhard+hed_jitter+zoom": ({"hed_jitter": True, "zoom": True}, "reinhard"),
 }
-
-
-def load_real(size: int = 28) -> dict:
-    path = REAL_DATA / ("bloodmnist.npz" if size == 28 else f"bloodmnist_{size}.npz")
-    if not path.exists():
-        raise SystemExit(f"needs the real data at {path}")
-    from bloodcells.data.splits import Split
-
-    with np.load(path) as npz:
-        return {
-            s: Split(npz[f"{s}_images"], npz[f"{s}_labels"].reshape(-1).astype(np.int64))
-            for s in ("train", "val", "test")
-        }
 
 
 def run_variant(name: str, splits: dict, shifted: dict[str, np.ndarray], epochs: int, work: Path) -> dict:
@@ -100,7 +87,7 @@ def run(args: argparse.Namespace) -> None:
         raise SystemExit(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
     from scripts.bench.shift import Shift, shifted_copy
 
-    splits = load_real()
+    splits = real_splits()
     shift = Shift()
     parts = {part: shift.only(part) for part in PARTS[:-1]} | {"all": shift}
     shifted = {part: shifted_copy(splits["test"].images, s) for part, s in parts.items()}
