@@ -15,8 +15,8 @@ Prints one Markdown table and the machine; nothing is asserted. LISC labels only
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -90,11 +90,11 @@ def run_variant(name: str, epochs: int, work: Path) -> dict[str, Any]:
     model = create_model(params.model, (size, size, 3), len(classes), params.augment, model_hparams(params))
     weights = compute_class_weights(splits["train"].labels, len(classes), params.class_weights.method)
     start = time.perf_counter()
-    os.chdir(work)  # the loop writes its curves and checkpoints under the working folder
-    train_resumable(
-        model, splits["train"], splits["val"], params.train, dict(enumerate(weights)), params.seed,
-        work / name, jit_compile=params.runtime.jit_compile,
-    )
+    with contextlib.chdir(work):  # the loop writes its curves and checkpoints under the working folder
+        train_resumable(
+            model, splits["train"], splits["val"], params.train, dict(enumerate(weights)), params.seed,
+            work / name, jit_compile=params.runtime.jit_compile,
+        )
     seconds = time.perf_counter() - start
     views = params.evaluate.tta_views
     test = splits["test"]

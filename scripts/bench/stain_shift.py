@@ -14,7 +14,7 @@ Prints one Markdown table (and the machine it ran on); nothing is asserted.
 from __future__ import annotations
 
 import argparse
-import os
+import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -57,11 +57,11 @@ def run_variant(name: str, splits: dict, shifted: dict[str, np.ndarray], epochs:
     model = create_model(params.model, norm["train"].images.shape[1:], 8, augment, model_hparams(params))
     weights = dict(enumerate(compute_class_weights(norm["train"].labels, 8, params.class_weights.method)))
     start = time.perf_counter()
-    os.chdir(work)  # the loop writes its curves and checkpoints under the working folder
-    train_resumable(
-        model, norm["train"], norm["val"], train_params, weights, params.seed, work / name,
-        jit_compile=params.runtime.jit_compile,
-    )
+    with contextlib.chdir(work):  # the loop writes its curves and checkpoints under the working folder
+        train_resumable(
+            model, norm["train"], norm["val"], train_params, weights, params.seed, work / name,
+            jit_compile=params.runtime.jit_compile,
+        )
     seconds = time.perf_counter() - start
     views = params.evaluate.tta_views
     labels = norm["test"].labels

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import PROJECT, init_project_repo, run
+from tests.conftest import PROJECT, SHARED_DATA, init_project_repo, run
 from tests.e2e.test_external_validation import write_labelled_folder
 
 pytestmark = pytest.mark.slow
@@ -194,3 +194,27 @@ def test_adapt_is_reported_apart_and_leaves_the_model_file_alone(project_repo, t
     assert plain.shape == moved.shape == (160, len(classes))
     assert np.abs(plain - moved).max() > 1e-4  # the statistics really were re-estimated
     assert digest(model_file) == before
+
+
+LISC_DIR = SHARED_DATA / "lisc-external"
+
+
+@pytest.mark.skipif(not LISC_DIR.is_dir(), reason=f"needs ../shared/data (the PBC rebuild and {LISC_DIR})")
+def test_the_cross_lab_benchmark_scores_each_variant_on_lisc(capsys, tmp_path):
+    from scripts.bench.__main__ import main as bench
+
+    with pytest.raises(SystemExit):
+        bench(["cross-lab", "--variants", "no_such_lever"])
+    assert "unknown variant(s) ['no_such_lever']" in capsys.readouterr().err
+    out = tmp_path / "results.json"
+    bench(["cross-lab", "--epochs", "1", "--variants", "cell_crop+macenko+stain_augment", "--out", str(out)])
+    printed = capsys.readouterr().out
+    (result,) = json.loads(out.read_text())
+    assert result["lisc"]["images"] == 1287 and result["lisc"]["classes"] == [
+        "basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil"
+    ]
+    for scored in (result["lisc"], result["lisc_adapted"]):
+        low, high = scored["intervals_95"]["accuracy"]
+        assert low <= scored["accuracy"] <= high and np.sum(scored["confusion"]) == 1287
+    assert sum(result["cell_crop_outcomes"].values()) == 1287
+    assert "| cell_crop+macenko+stain_augment | 28 px |" in printed and "0/0, p=1" in printed
