@@ -135,6 +135,12 @@ def add_serve(commands) -> None:
 def validate_command(args: argparse.Namespace) -> None:
     """Score the trained model on an external labelled folder (params `external`, `evaluate`)."""
     from bloodcells.core.params import load_params
+    from bloodcells.core.paths import (
+        ADAPTED_METRICS_DIR,
+        ADAPTED_PLOTS_DIR,
+        EXTERNAL_METRICS_DIR,
+        EXTERNAL_PLOTS_DIR,
+    )
     from bloodcells.core.stage import StageError
     from bloodcells.evaluation.external import parse_class_mapping, validate_external
 
@@ -143,8 +149,9 @@ def validate_command(args: argparse.Namespace) -> None:
         metrics = validate_external(load_params(), args.path, classes, args.adapt)
     except StageError as error:
         raise ValueError(str(error)) from None
-    kind = "external-adapted" if args.adapt else "external"
-    where = f"metrics/{kind}/, plots/{kind}/"
+    adapted = (ADAPTED_METRICS_DIR, ADAPTED_PLOTS_DIR)
+    folders = adapted if args.adapt else (EXTERNAL_METRICS_DIR, EXTERNAL_PLOTS_DIR)
+    where = ", ".join(f"{folder}/" for folder in folders)
     print(
         f"{metrics['path']}: {metrics['images']} images of {len(metrics['classes'])} mapped classes, "
         f"{'BatchNorm adapted to them, ' if args.adapt else ''}"
