@@ -1,5 +1,6 @@
-"""DVC experiments on the real pipeline: the run cache restores a trained configuration, and queued
-experiments resolve a relative `data.mirror` against the project root."""
+"""DVC experiments on the real pipeline: the run cache restores a trained configuration, a `runtime`
+key changes the train stage only, and queued experiments resolve a relative `data.mirror` against the
+project root."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ran_stages, run
+from tests.conftest import ran_stages, run, set_params
 
 pytestmark = pytest.mark.slow
 
@@ -22,8 +23,9 @@ def digest(path: Path) -> str:
 
 
 def test_going_back_to_a_trained_configuration_restores_it_from_the_run_cache(project_repo):
-    """A (the committed run, seed 42: `dvc repro` fills the run cache too), then B, then A again: the
-    third run trains nothing and gives back the first run's model."""
+    """A (the committed run, seed 42: `dvc repro` fills the run cache too), then B (another seed and a
+    `runtime` key, each given with `-S`), then A again: the third run trains nothing and gives back the
+    first run's model."""
     assert shipped_seed(project_repo) == 42
     model_a, card_a = (
         digest(project_repo / "models/model.keras"),
@@ -31,16 +33,26 @@ def test_going_back_to_a_trained_configuration_restores_it_from_the_run_cache(pr
     )
     curves_a = (project_repo / "metrics/train/plots/metrics/val/loss.tsv").read_text()
 
-    other = run(project_repo, "dvc", "exp", "run", "-S", "seed=43")
-    assert "train" in ran_stages(other.stdout)
+    other = run(project_repo, "dvc", "exp", "run", "-S", "seed=43", "-S", "runtime.jit_compile=off")
+    ran = ran_stages(other.stdout)
+    assert ran[0] == "train" and set(ran) <= {"train", "evaluate", "export"}, other.stdout
     assert digest(project_repo / "models/model.keras") != model_a
+    card = json.loads((project_repo / "models/model.json").read_text())
+    assert card["runtime"]["jit_compile"] in ("off", False)  # YAML reads a bare off as false
 
-    again = run(project_repo, "dvc", "exp", "run", "-S", "seed=42")
+    again = run(project_repo, "dvc", "exp", "run", "-S", "seed=42", "-S", "runtime.jit_compile=auto")
     assert "Running stage 'train'" not in again.stdout, again.stdout
     assert "Stage 'train' is cached - skipping run, checking out outputs" in again.stdout
     assert digest(project_repo / "models/model.keras") == model_a
     assert (project_repo / "models/model.json").read_text() == card_a
     assert (project_repo / "metrics/train/plots/metrics/val/loss.tsv").read_text() == curves_a
+
+
+def test_a_runtime_key_alone_changes_the_train_stage_only(project_repo):
+    """The hardware keys are the `runtime` group, which the train stage (and only it) depends on."""
+    set_params(project_repo, {"runtime.jit_compile": "off"})
+    status = json.loads(run(project_repo, "dvc", "status", "--json").stdout)
+    assert status == {"train": [{"changed deps": {"params.yaml": {"runtime": "modified"}}}]}, status
 
 
 def shipped_seed(repo: Path) -> int:

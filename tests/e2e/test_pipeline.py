@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
-from tests.conftest import dvc_env, ran_stages, run, set_params
+from tests.conftest import ran_stages, run, set_params
 from tests.stage_failures import assert_all_json_strict
 
 pytestmark = pytest.mark.slow
@@ -60,41 +59,6 @@ def test_a_preprocess_param_reruns_preprocessing_and_stops_where_outputs_are_ide
     set_params(project_repo, {"preprocess.drop_cross_split_duplicates": True})
     assert ran_stages(run(project_repo, "dvc", "repro").stdout) == ["preprocess@28"]
     assert (project_repo / "data/preprocessed/28/train_images.npy").read_bytes() == before
-
-
-def test_a_runtime_key_set_with_exp_run_reruns_training_and_nothing_before_it(project_repo):
-    """The hardware keys are the `runtime` group, which the train stage (and only it) depends on."""
-    ran = ran_stages(run(project_repo, "dvc", "exp", "run", "-S", "runtime.jit_compile=off").stdout)
-    assert ran[0] == "train" and set(ran) <= {"train", "evaluate", "export"}
-    card = json.loads((project_repo / "models/model.json").read_text())
-    assert card["runtime"]["jit_compile"] in ("off", False)  # YAML reads a bare off as false
-
-
-def test_exp_run_with_the_other_model_is_listed_by_exp_show(project_repo):
-    result = run(project_repo, "dvc", "exp", "run", "-S", "model=baseline")
-    assert ran_stages(result.stdout) == ["train", "evaluate", "export"]
-    rows = json.loads(run(project_repo, "dvc", "exp", "show", "--json").stdout)
-    experiments = [exp for row in rows for exp in (row.get("experiments") or [])]
-    assert len(experiments) == 1
-    data = experiments[0]["revs"][0]["data"]
-    assert data["params"]["params.yaml"]["data"]["model"] == "baseline"
-    accuracy = data["metrics"]["metrics/evaluate/metrics.json"]["data"]["accuracy"]
-    assert 0.0 <= accuracy <= 1.0
-
-    # `bloodcells exps`: after a second experiment, readable in a 120-column terminal, every column whole
-    run(project_repo, "dvc", "exp", "run", "-S", "evaluate.tta_views=1")  # evaluate and export only
-    env = {**dvc_env(), "COLUMNS": "120"}
-    narrow = subprocess.run(
-        ["bloodcells", "exps", "--no-pager"], cwd=project_repo, env=env, capture_output=True, text=True
-    )
-    assert narrow.returncode == 0, narrow.stderr
-    lines = narrow.stdout.splitlines()
-    header = next(line for line in lines if "Experiment" in line).split()
-    expected = ["Experiment", "accuracy", "ece_calibrated", "macro_f1", "model", "evaluate.tta_views"]
-    assert header == expected, narrow.stdout
-    assert "…" not in narrow.stdout and max(map(len, lines)) <= 120, narrow.stdout
-    full = run(project_repo, "bloodcells", "exps", "--all", "--csv").stdout.splitlines()[0].split(",")
-    assert {"accuracy_ci_lower", "Created", "stages/train.py"} <= set(full) and len(full) > 100
 
 
 def test_metrics_diff_between_two_commits_shows_the_changed_accuracy(two_commit_repo):

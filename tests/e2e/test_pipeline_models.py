@@ -1,24 +1,26 @@
-"""The model zoo through the real pipeline: `dvc exp run -S model=<name>` for one model of each family."""
+"""Models through the real pipeline: `dvc exp run -S model=<name>`, `dvc exp show`, `bloodcells exps`,
+scripts/compare_models.py."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import sys
+from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
 from bloodcells.architectures import create_model, list_models
-from tests.conftest import ran_stages, run, set_params
+from tests.conftest import dvc_env, ran_stages, run, set_params
 
 pytestmark = pytest.mark.slow
 
-# One model per family, with the -S overrides it needs here (no network: no ImageNet weights).
-FAMILY_MODELS = {
-    "inception": {},
-    "unet_encoder": {},
-    "resnet18": {"models.resnet18.small_stem": "true"},
-    "efficientnet_b0": {"models.efficientnet_b0.weights": "none"},
-}
+# The README's `-S model=baseline` and a multi-branch model. Every registered model also trains a step
+# and reloads (tests/e2e/test_model_zoo.py), and Grad-CAM runs on every conv model
+# (tests/unit/test_report_figures.py); here the compiled pipeline runs two of them end to end.
+EXPERIMENTS = ("baseline", "inception")
 
 
 def experiments(show: list[dict]) -> dict[str, tuple[dict, dict]]:
@@ -36,24 +38,78 @@ def experiments(show: list[dict]) -> dict[str, tuple[dict, dict]]:
     return found
 
 
-def test_one_model_of_each_family_runs_as_an_experiment(project_repo):
-    parameters = {}
-    for model, overrides in FAMILY_MODELS.items():
-        settings = [arg for key, value in overrides.items() for arg in ("-S", f"{key}={value}")]
-        result = run(
-            project_repo, "dvc", "exp", "run", "-n", f"zoo-{model}", "-S", f"model={model}", *settings
-        )
-        assert ran_stages(result.stdout) == ["train", "evaluate", "export"], result.stdout
-        report = json.loads((project_repo / "metrics/evaluate/report.json").read_text())
-        parameters[model] = report["parameters"]
+class ModelExperiments(NamedTuple):
+    repo: Path
+    outputs: dict[str, str]  # what each `dvc exp run` printed
+    parameters: dict[str, int]  # each experiment's report.json `parameters`
 
-    shown = experiments(json.loads(run(project_repo, "dvc", "exp", "show", "--json").stdout))
-    for model in FAMILY_MODELS:
+
+@pytest.fixture(scope="module")
+def model_experiments(tmp_path_factory, reproduced_repo) -> ModelExperiments:
+    """A copy of the reproduced repo (model `skip`) with one `dvc exp run -S model=<name>` per EXPERIMENTS."""
+    repo = tmp_path_factory.mktemp("model_experiments") / "repo"
+    shutil.copytree(reproduced_repo, repo, symlinks=True)
+    outputs, parameters = {}, {}
+    for model in EXPERIMENTS:
+        outputs[model] = run(repo, "dvc", "exp", "run", "-n", f"zoo-{model}", "-S", f"model={model}").stdout
+        parameters[model] = json.loads((repo / "metrics/evaluate/report.json").read_text())["parameters"]
+    return ModelExperiments(repo, outputs, parameters)
+
+
+def test_other_models_run_as_experiments_listed_by_exp_show(model_experiments):
+    """`dvc exp run -S model=<name>` trains, evaluates and exports that model; `dvc exp show` lists it."""
+    for model in EXPERIMENTS:
+        assert ran_stages(model_experiments.outputs[model]) == ["train", "evaluate", "export"]
+    shown = experiments(json.loads(run(model_experiments.repo, "dvc", "exp", "show", "--json").stdout))
+    assert set(shown) == {f"zoo-{model}" for model in EXPERIMENTS}
+    for model in EXPERIMENTS:
         params, metrics = shown[f"zoo-{model}"]
         assert params["model"] == model
         assert 0.0 <= metrics["accuracy"] <= 1.0
-        hparams = {**params["models"][model], "weights": None} if model == "efficientnet_b0" else None
-        assert parameters[model] == create_model(model, (28, 28, 3), 8, hparams=hparams).count_params()
+        assert model_experiments.parameters[model] == create_model(model, (28, 28, 3), 8).count_params()
+
+
+def test_exps_fits_the_experiments_in_120_columns_every_column_whole(model_experiments):
+    """`bloodcells exps`: the params that differ and three headline metrics; `--all`, every column."""
+    repo = model_experiments.repo
+    env = {**dvc_env(), "COLUMNS": "120"}
+    narrow = subprocess.run(
+        ["bloodcells", "exps", "--no-pager"], cwd=repo, env=env, capture_output=True, text=True
+    )
+    assert narrow.returncode == 0, narrow.stderr
+    lines = narrow.stdout.splitlines()
+    header = next(line for line in lines if "Experiment" in line).split()
+    assert header == ["Experiment", "accuracy", "ece_calibrated", "macro_f1", "model"], narrow.stdout
+    assert "…" not in narrow.stdout and max(map(len, lines)) <= 120, narrow.stdout
+    full = run(repo, "bloodcells", "exps", "--all", "--csv").stdout.splitlines()[0].split(",")
+    assert {"accuracy_ci_lower", "Created", "stages/train.py"} <= set(full) and len(full) > 100
+
+
+def test_compare_models_queues_a_model_and_tabulates_every_experiment(model_experiments):
+    """scripts/compare_models.py queues one experiment per model, runs the queue, and tabulates every
+    experiment the repo holds. The queued twin repeats `zoo-inception` (the run cache gives it back),
+    and rows with the same params and metrics are one. (A queued run that trains:
+    tests/e2e/test_experiments.py.)"""
+    repo = model_experiments.repo
+    result = run(repo, "python", "-m", "scripts.compare_models", "--models", "inception", "--poll", "1")
+    assert result.stdout.count("Queued experiment") == 1
+    shown = experiments(json.loads(run(repo, "dvc", "exp", "show", "--json").stdout))
+    assert len(shown) == len(EXPERIMENTS) + 1
+
+    table = (repo / "plots/comparison/model_comparison.md").read_text().splitlines()
+    body = {line.split("|")[2].strip(): line for line in table[2:] if line.startswith("|")}
+    assert set(body) == {*EXPERIMENTS, "skip"}
+    baseline = body["baseline"].split("|")[1].strip()
+    params, metrics = shown[baseline]
+    assert params["model"] == "baseline"
+    assert body["baseline"].startswith(f"| {baseline} | baseline | 0.243 |")
+    assert f"| {metrics['accuracy']:.4f} |" in body["baseline"]
+    assert (repo / "plots/comparison/model_comparison.png").read_bytes().startswith(b"\x89PNG")
+    again = run(repo, "python", "-m", "scripts.compare_models", "--render-only")
+    assert "\n".join(table) in again.stdout
+
+    unknown = run(repo, "python", "-m", "scripts.compare_models", "--models", "nope", check=False)
+    assert unknown.returncode == 1 and "unknown model(s) ['nope']" in unknown.stderr
 
 
 def test_one_models_settings_do_not_rerun_another(project_repo):
