@@ -40,6 +40,9 @@ STAIN_AUGMENT = {
     "augment.hed_jitter": True, "augment.hed_jitter_strength": 0.3, "augment.color_jitter": True,
     "augment.color_jitter_strength": 0.1, "augment.gamma": True, "augment.blur": True,
 }
+GENTLE_STAIN_AUGMENT = {
+    **STAIN_AUGMENT, "augment.hed_jitter_strength": 0.15, "augment.color_jitter_strength": 0.05,
+}
 CELL_CROP = {"preprocess.cell_crop": 0.65}  # PBC's median box share: near the identity on PBC
 MACENKO = {"preprocess.stain_normalization": "macenko"}
 REINHARD = {"preprocess.stain_normalization": "reinhard"}
@@ -53,6 +56,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "zoom": ZOOM,
     "stain_augment": STAIN_AUGMENT,
     "cell_crop+stain_augment": CELL_CROP | STAIN_AUGMENT,
+    "cell_crop+gentle_stain_augment": CELL_CROP | GENTLE_STAIN_AUGMENT,
     "cell_crop+macenko": CELL_CROP | MACENKO,
     "cell_crop+macenko+stain_augment": CELL_CROP | MACENKO | STAIN_AUGMENT,
     "cell_crop+macenko+stain_augment@64": CELL_CROP | MACENKO | STAIN_AUGMENT | AT_64,
