@@ -5,7 +5,8 @@ Python, no ImageDataGenerator), is saved with the model and switches itself off 
 Rotations by 90 degrees and flips are exact symmetries of a cell image: a cell has no "up".
 Crop-zoom (a little scale change), zoom in/out (another microscope's magnification), RGB colour
 jitter and haematoxylin-eosin-DAB stain jitter (stain differences between labs), gamma (another
-camera's response) and blur (another microscope's focus) are off by default; every switch is in the
+camera's response), blur (another microscope's focus), and Keras's own hue, saturation and greyscale
+layers (another stain's colour) are off by default; every switch is in the
 `augment` params group. Custom layers use keras.ops and
 keras.random only, so they run on any backend.
 """
@@ -229,7 +230,8 @@ class RandomBlur(SeededAugmentation):
 NO_AUGMENT = AugmentParams(
     rot90=False, flip=False, crop_zoom=False, crop_min_area=0.9, color_jitter=False,
     color_jitter_strength=0.05, zoom=False, zoom_range=0.15, hed_jitter=False, hed_jitter_strength=0.05,
-    gamma=False, gamma_range=0.3, blur=False, blur_sigma=1.0,
+    gamma=False, gamma_range=0.3, blur=False, blur_sigma=1.0, hue=False, hue_shift=0.1, saturation=False,
+    saturation_range=0.5, grayscale=False, grayscale_probability=0.2,
 )
 
 
@@ -252,4 +254,19 @@ def augmentation_layers(params: AugmentParams, seed: int | None = None) -> list[
         stack.append(RandomGamma(params.gamma_range, seed=seed, name="augment_gamma"))
     if params.blur:
         stack.append(RandomBlur(params.blur_sigma, seed=seed, name="augment_blur"))
+    # Keras's own colour layers: a shift of +-h turns is its factor (0, 2h); a gain k in [1/(1+r), 1+r]
+    # on saturation is its factor k / (1 + k)
+    if params.hue:
+        stack.append(
+            layers.RandomHue((0.0, 2 * params.hue_shift), value_range=(0, 1), seed=seed, name="augment_hue")
+        )
+    if params.saturation:
+        r = params.saturation_range
+        factor = (1 / (2 + r), (1 + r) / (2 + r))
+        stack.append(
+            layers.RandomSaturation(factor, value_range=(0, 1), seed=seed, name="augment_saturation")
+        )
+    if params.grayscale:
+        probability = params.grayscale_probability
+        stack.append(layers.RandomGrayscale(probability, seed=seed, name="augment_grayscale"))
     return stack

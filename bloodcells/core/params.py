@@ -132,6 +132,12 @@ class AugmentParams(_Group):
     gamma_range: Fraction
     blur: bool
     blur_sigma: Annotated[float, Field(gt=0.0, le=1.5)]  # RandomBlur's 5 taps hold sigma <= 1.5 px
+    hue: bool
+    hue_shift: Annotated[float, Field(gt=0.0, le=0.5)]  # a turn of the colour circle each way at most
+    saturation: bool
+    saturation_range: Annotated[float, Field(gt=0.0, le=4.0)]
+    grayscale: bool
+    grayscale_probability: Annotated[float, Field(gt=0.0, le=1.0)]
 
 
 class TrainParams(_Group):

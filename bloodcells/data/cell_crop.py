@@ -5,9 +5,11 @@ network trained at one scale misreads the other. The crop finds the cell by its 
 model: the nucleus is the most purple thing on a smear (red and blue high, green low, under
 May-Grünwald-Giemsa and its relatives), so the purple excess (R + B) / 2 - G is smoothed,
 thresholded at half its 99th percentile, and the largest connected region (scipy.ndimage.label) is
-the cell. The square is centred on that region's box, with side box / `fill`, and resized back to
-the image's own side. The same function runs on the training arrays (preprocess) and on every image
-`predict`, `validate` and `serve` decode, at the model's size.
+the cell. The square is centred on that region's box, with side box / `fill`, and resized to the model's
+side. The same function runs on the training arrays (preprocess, at their own side: a MedMNIST file
+holds no finer pixels) and on every image `predict`, `validate` and `serve` decode; those are decoded
+at a few times the model's side first (bloodcells.data.prepare), so a cell that fills a third of
+another lab's image is cut from pixels as fine as the training cells', not enlarged from a few.
 
 Every image gets an outcome, never an exception:
 - `cell`: one region found and cut out;
@@ -15,7 +17,7 @@ Every image gets an outcome, never an exception:
   repeated where it leaves the image;
 - `several`: a second region at least half the largest's area; the largest (then the nearest the
   centre) is taken;
-- `empty`: nothing stained enough (a blank or background-only field): the image is left as it is.
+- `empty`: nothing stained enough (a blank or background-only field): the whole image is kept.
 """
 
 from __future__ import annotations
@@ -87,13 +89,16 @@ def cut(image: np.ndarray, box: CellBox, side: int) -> np.ndarray:
     return np.asarray(picture)
 
 
-def cell_crop(images: np.ndarray, fill: float) -> tuple[np.ndarray, dict[str, int]]:
-    """Every (N, S, S, 3) uint8 image cut around its cell and resized back to S; outcomes counted."""
-    out = np.empty_like(images)
+def cell_crop(images: np.ndarray, fill: float, side: int | None = None) -> tuple[np.ndarray, dict[str, int]]:
+    """Every (N, S, S, 3) uint8 image cut around its cell and resized to `side` (default S); outcomes counted.
+
+    An `empty` image is kept whole, resized to `side` the same way.
+    """
+    side = side or images.shape[1]
+    out = np.empty((len(images), side, side, 3), dtype=np.uint8)
     outcomes: Counter[str] = Counter()
-    side = images.shape[1]
     for i, image in enumerate(images):
         box = find_cell(image, fill)
         outcomes[box.outcome] += 1
-        out[i] = image if box.outcome == "empty" else cut(image, box, side)
+        out[i] = image if box.outcome == "empty" and len(image) == side else cut(image, box, side)
     return out, {outcome: outcomes[outcome] for outcome in OUTCOMES}

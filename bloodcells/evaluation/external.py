@@ -44,7 +44,7 @@ from bloodcells.evaluation.metrics import classification_metrics, confusion
 from bloodcells.evaluation.uncertainty import bootstrap_intervals
 from bloodcells.evaluation.writers import draw_prediction_figures, save_figure, write_tables
 from bloodcells.model.batchnorm import adapt_batchnorm
-from bloodcells.model.card import read_card, recipe_from_card
+from bloodcells.model.card import input_side, read_card, recipe_from_card
 from bloodcells.model.load import load_model
 from bloodcells.model.tta import predict_probabilities
 
@@ -107,7 +107,7 @@ def load_external(path: Path, mapping: dict[str, str] | None, card: dict[str, An
     keep = [i for i, error in enumerate(decoded.errors) if error is None]
     if not keep:
         raise StageError(f"external.path {str(path)!r}: none of the mapped classes' files could be decoded")
-    images, crop_outcomes = prepare(decoded.images[recipe.sizes[0]][keep], card)
+    images, crop_outcomes = prepare(decoded.images[recipe.sizes[0]][keep], card, input_side(card))
     labels = np.array([classes.index(mapped[files[i].label_name]) for i in keep], dtype=np.int64)
     return {
         "images": images,

@@ -19,7 +19,7 @@ import numpy as np
 from bloodcells.core.files import atomic_path, write_csv
 from bloodcells.inference.predictor import Predictor, overlay_png
 from bloodcells.inference.preprocessing import load_inputs, report_skipped
-from bloodcells.model.card import CARD_NAME, read_card, recipe_from_card
+from bloodcells.model.card import CARD_NAME, read_card
 from bloodcells.model.tta import BATCH_SIZE
 
 PROGRESS_AFTER = 1024  # images: shorter runs need no progress bar
@@ -64,14 +64,13 @@ def predict(
 
     With `adapt`, the model's BatchNorm statistics are first re-estimated on these images.
     """
-    recipe = recipe_from_card(read_card(model_dir))
     start = time.perf_counter()
-    batch = load_inputs(inputs, recipe, progress=progress)
+    batch = load_inputs(inputs, read_card(model_dir), progress=progress)
     decode_seconds = time.perf_counter() - start
     report_skipped(batch)
     predictor = Predictor(model_dir)
     start = time.perf_counter()
-    images = predictor.prepare(batch.images)
+    images = batch.images
     if adapt:
         predictor.adapt(images)
     show_progress = progress and len(batch.names) > PROGRESS_AFTER

@@ -16,7 +16,7 @@ import numpy as np
 
 from bloodcells.data.decode import Recipe
 from bloodcells.data.prepare import prepare
-from bloodcells.model.card import MODEL_NAME, read_card, recipe_from_card
+from bloodcells.model.card import MODEL_NAME, input_side, read_card, recipe_from_card
 from bloodcells.model.load import load_model
 from bloodcells.model.temperature import apply_temperature
 from bloodcells.model.tta import BATCH_SIZE, predict_probabilities
@@ -33,15 +33,16 @@ class Predictor:
             raise ValueError(f"{self.folder}: not a folder (give the one holding model.keras and model.json)")
         self.card = read_card(self.folder)
         self.classes: list[str] = list(self.card["classes"])
-        self.recipe: Recipe = recipe_from_card(self.card)
-        self.size: int = self.recipe.sizes[0]
+        self.recipe: Recipe = recipe_from_card(self.card)  # how files are decoded, before `prepare`
+        self.size: int = input_side(self.card)
         self.temperature = float(self.card.get("temperature") or 1.0)
         self.model = load_model(self.folder / MODEL_NAME)
         self._gradcam_layer: str | None = None
 
     def prepare(self, images: np.ndarray) -> np.ndarray:
-        """Decoded images as the training arrays were made: the card's cell crop and stain normalisation."""
-        prepared, _ = prepare(images, self.card)
+        """Images decoded with `recipe`, as the training arrays were made: the card's cell crop and
+        stain normalisation, at the model's side."""
+        prepared, _ = prepare(images, self.card, self.size)
         return prepared
 
     def adapt(self, images: np.ndarray, seed: int = 0) -> int:

@@ -1,10 +1,10 @@
 """Turn what a user hands `predict` (image files, folders, MedMNIST npz files) into model-ready arrays.
 
 Images are decoded exactly as the training data was: the crop side and resize filter recorded in the
-model card (`decoding`, read by bloodcells.model.card.recipe_from_card), at the model's input size,
-by the folder route's own decoder (bloodcells.data.decode), so there is one implementation of the
-recipe. As in the folder route, a
-file that is not a decodable image is reported and skipped, never fatal.
+model card (`decoding`, read by bloodcells.model.card.recipe_from_card), by the folder route's own
+decoder (bloodcells.data.decode), so there is one implementation of the recipe; then the card's cell
+crop and stain normalisation (bloodcells.data.prepare) bring them to the model's input. As in the
+folder route, a file that is not a decodable image is reported and skipped, never fatal.
 """
 
 from __future__ import annotations
@@ -14,11 +14,14 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from bloodcells.data.decode import Recipe, decode_bytes, decode_files
 from bloodcells.data.folder_layout import IMAGE_SUFFIXES
+from bloodcells.data.prepare import prepare
+from bloodcells.model.card import input_side, recipe_from_card
 
 DECODE_WORKERS = os.cpu_count() or 1
 NPZ_SUFFIX = ".npz"
@@ -29,7 +32,7 @@ class Batch:
     """Model-ready images with a name for each, and the inputs that were skipped, with the reason."""
 
     names: list[str] = field(default_factory=list)
-    images: np.ndarray | None = None  # (N, size, size, 3) uint8
+    images: np.ndarray | None = None  # (N, size, size, 3) uint8, prepared for the model
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
     ignored: int = 0  # files in a folder without an image suffix (the folder route ignores them too)
 
@@ -93,10 +96,11 @@ def npz_images(path: Path, size: int) -> tuple[list[str], list[np.ndarray], list
     return names, arrays, skipped
 
 
-def load_inputs(inputs: Sequence[str | Path], recipe: Recipe, progress: bool = False) -> Batch:
-    """Decode every image under `inputs` with `recipe`; npz arrays are taken as they are."""
+def load_inputs(inputs: Sequence[str | Path], card: dict[str, Any], progress: bool = False) -> Batch:
+    """Every image under `inputs` decoded and prepared as the card says; npz arrays (at the model's
+    side, as MedMNIST's are) prepared as they are."""
     files, archives, skipped, ignored = expand_inputs(inputs)
-    (size,) = recipe.sizes
+    recipe, size = recipe_from_card(card), input_side(card)
     names: list[str] = []
     parts: list[np.ndarray] = []
     if files:
@@ -105,13 +109,14 @@ def load_inputs(inputs: Sequence[str | Path], recipe: Recipe, progress: bool = F
         ok = [i for i, error in enumerate(decoded.errors) if error is None]
         skipped += [(str(files[i]), error) for i, error in enumerate(decoded.errors) if error is not None]
         names += [str(files[i]) for i in ok]
-        parts.append(decoded.images[size][ok])
+        parts.append(decoded.images[recipe.sizes[0]][ok])
     for archive in archives:
         archive_names, arrays, archive_skipped = npz_images(archive, size)
         names += archive_names
         parts += arrays
         skipped += archive_skipped
-    images = np.concatenate(parts) if parts else np.zeros((0, size, size, 3), np.uint8)
+    images = [prepare(part, card, size)[0] for part in parts if len(part)]
+    images = np.concatenate(images) if images else np.zeros((0, size, size, 3), np.uint8)
     return Batch(names=names, images=images, skipped=skipped, ignored=ignored)
 
 

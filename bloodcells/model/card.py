@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bloodcells.data.decode import RESIZE_FILTERS, Recipe
+from bloodcells.data.prepare import decode_side
 
 MODEL_NAME = "model.keras"
 CARD_NAME = "model.json"
@@ -35,13 +36,20 @@ def read_card(folder: Path) -> dict[str, Any]:
     return card
 
 
-def recipe_from_card(card: dict[str, Any]) -> Recipe:
-    """The decoding the model was trained with: its input size, the recorded crop and resize filter."""
+def input_side(card: dict[str, Any]) -> int:
+    """The model's input side in pixels (square RGB models only)."""
     height, width, channels = card["input_shape"]
     if height != width or channels != 3:
         raise ValueError(f"model input {card['input_shape']}: only square RGB models are supported")
+    return int(height)
+
+
+def recipe_from_card(card: dict[str, Any]) -> Recipe:
+    """How a new image file is decoded: the recorded crop and resize filter, at the side `prepare`
+    takes it from (the model's, or finer when the card crops cells: bloodcells.data.prepare)."""
+    side = input_side(card)
     decoding = card.get("decoding") or UNKNOWN_DECODING
     resize_filter = decoding.get("resize_filter", "bicubic")
     if resize_filter not in RESIZE_FILTERS:
         raise ValueError(f"model card: unknown resize filter {resize_filter!r}")
-    return Recipe(sizes=(int(height),), crop=decoding.get("crop"), resize_filter=resize_filter)
+    return Recipe(sizes=(decode_side(card, side),), crop=decoding.get("crop"), resize_filter=resize_filter)

@@ -1,6 +1,7 @@
 """Another lab's slides: `validate --classes/--adapt`, `predict --adapt`, and a model trained with the
-cell-centred crop and Macenko normalisation seeing new images exactly as its training arrays were made
-(`predict`, `validate` and `serve` replay preprocess's transforms)."""
+cell-centred crop and Macenko normalisation seeing new images as its training arrays were made
+(`predict`, `validate` and `serve` replay preprocess's transforms: MedMNIST arrays exactly, image
+files decoded at bloodcells.data.prepare's finer side and cut from there)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,17 @@ def raw_and_prepared_test_images(repo: Path, mirror: Path) -> tuple[np.ndarray, 
     return raw, prepared, labels
 
 
+def files_prepared(raw: np.ndarray, card: dict) -> np.ndarray:
+    """What the card's transforms make of `raw` saved as image files: each decoded at the finer side
+    (the whole 28 px square, enlarged bicubic), then cut around its cell to 28 px and normalised."""
+    from bloodcells.data.prepare import decode_side, prepare
+
+    side = decode_side(card, 28)
+    fine = np.stack([np.asarray(Image.fromarray(image).resize((side, side), Image.Resampling.BICUBIC))
+                     for image in raw])
+    return prepare(fine, card, 28)[0]
+
+
 def test_the_card_records_the_transforms_and_preprocess_applied_them(crop_stain_repo, synthetic_mirror):
     card = json.loads((crop_stain_repo / "models/model.json").read_text())
     assert card["cell_crop"]["fill"] == 0.65 and card["stain_normalization"]["method"] == "macenko"
@@ -87,8 +99,9 @@ def test_predict_replays_the_training_transforms(crop_stain_repo, synthetic_mirr
 def test_validate_replays_the_training_transforms(crop_stain_repo, synthetic_mirror, tmp_path):
     from bloodcells.inference.predictor import Predictor
 
-    raw, prepared, labels = raw_and_prepared_test_images(crop_stain_repo, synthetic_mirror)
+    raw, _, labels = raw_and_prepared_test_images(crop_stain_repo, synthetic_mirror)
     predictor = Predictor(crop_stain_repo / "models")
+    prepared = files_prepared(raw, predictor.card)
     external = tmp_path / "other-lab"
     for k, (image, label) in enumerate(zip(raw, labels, strict=True)):
         folder = external / predictor.classes[label]
@@ -106,13 +119,22 @@ def test_validate_replays_the_training_transforms(crop_stain_repo, synthetic_mir
     assert report["confusion"] == expected.tolist()
     assert sum(report["cell_crop_outcomes"].values()) == len(raw)
 
+    out = tmp_path / "files.csv"  # predict on the same files prepares them the same way
+    predicted = bloodcells("predict", str(crop_stain_repo / "models"), str(external), "-o", str(out), "-q")
+    assert predicted.returncode == 0, predicted.stderr
+    with out.open() as f:
+        rows = {int(Path(row["path"]).stem): row for row in csv.DictReader(f)}
+    probs = np.array([[float(rows[k][c]) for c in predictor.classes] for k in range(len(raw))])
+    np.testing.assert_allclose(probs, predictor.probabilities(prepared), atol=2e-6)
+
 
 def test_serve_replays_the_training_transforms(crop_stain_repo, synthetic_mirror):
     from bloodcells.inference.predictor import Predictor
     from bloodcells.inference.server import classify_uploads
 
-    raw, prepared, _ = raw_and_prepared_test_images(crop_stain_repo, synthetic_mirror)
+    raw, _, _ = raw_and_prepared_test_images(crop_stain_repo, synthetic_mirror)
     predictor = Predictor(crop_stain_repo / "models")
+    prepared = files_prepared(raw[:4], predictor.card)
     uploads = []
     for k, image in enumerate(raw[:4]):
         buffer = io.BytesIO()

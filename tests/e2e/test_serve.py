@@ -115,7 +115,7 @@ def test_page_shows_class_probabilities_and_gradcam(browser_path, reproduced_rep
     shown = try_page(browser_path, model_dir, [image, not_an_image], tmp_path, screenshot)
 
     predictor = Predictor(model_dir)
-    expected = predictor.probabilities(load_inputs([image], predictor.recipe).images)[0]
+    expected = predictor.probabilities(load_inputs([image], predictor.card).images)[0]
     assert shown["before"] == 0
     assert shown["predicted"] == [predictor.classes[int(expected.argmax())]]
     assert shown["bars"] == [len(predictor.classes)]

@@ -9,6 +9,9 @@ import pytest
 from PIL import Image
 
 from bloodcells.data.cell_crop import OUTCOMES, cell_crop, find_cell, purple_excess
+from bloodcells.data.prepare import CROP_SOURCE_SCALE, prepare
+from bloodcells.inference.preprocessing import load_inputs
+from bloodcells.model.card import recipe_from_card
 from tests.conftest import SHARED_DATA
 
 BACKGROUND = (235, 215, 200)  # PBC's beige plasma
@@ -75,6 +78,39 @@ def test_every_image_gets_exactly_one_outcome_and_the_crop_is_deterministic():
     again, _ = cell_crop(images, 0.65)
     assert set(outcomes) == set(OUTCOMES) and sum(outcomes.values()) == len(images)
     np.testing.assert_array_equal(first, again)
+
+
+def test_a_finer_image_is_cut_straight_to_the_models_side_and_an_empty_one_resized():
+    fine = np.stack([field(112, cells=((50, 60, 14),)), field(112)])
+    out, outcomes = cell_crop(fine, 0.6, side=28)
+    assert out.shape == (2, 28, 28, 3) and outcomes["cell"] == 1 and outcomes["empty"] == 1
+    whole = np.asarray(Image.fromarray(fine[1]).resize((28, 28), Image.Resampling.BICUBIC))
+    np.testing.assert_array_equal(out[1], whole)
+    assert purple_box_share(out[0]) == pytest.approx(0.6, abs=0.1)
+
+
+def test_a_cropping_card_decodes_files_finer_and_cuts_the_cell_from_those_pixels(tmp_path):
+    # another lab's magnification: a cell with a pale centre (a nucleus's detail) filling a sixth of the file
+    image = field(224, cells=((100, 120, 18),))
+    rows, cols = np.mgrid[:224, :224]
+    image[(rows - 100) ** 2 + (cols - 120) ** 2 <= 6**2] = (200, 170, 220)
+    Image.fromarray(image).save(tmp_path / "cell.png")
+    card = {
+        "classes": ["a", "b"], "input_shape": [28, 28, 3], "cell_crop": {"fill": 0.65},
+        "decoding": {"crop": 200, "resize_filter": "bicubic"}, "stain_normalization": {"method": "none"},
+    }
+    recipe = recipe_from_card(card)
+    assert recipe.sizes == (28 * CROP_SOURCE_SCALE,)
+    (ready,) = load_inputs([tmp_path / "cell.png"], card).images
+    square = Image.fromarray(image[12:212, 12:212])  # the recorded 200 px centre crop
+    fine = np.asarray(square.resize(recipe.sizes * 2, Image.Resampling.BICUBIC))
+    coarse = np.asarray(square.resize((28, 28), Image.Resampling.BICUBIC))
+    np.testing.assert_array_equal(ready, prepare(fine[None], card, 28)[0][0])
+    enlarged = prepare(coarse[None], card)[0][0]  # what cutting the model-side image would give
+    assert ready.shape == enlarged.shape == (28, 28, 3)
+    # the pale centre survives the fine cut as a pale spot; the enlarged few pixels smear it out
+    centre = purple_excess(ready)[12:16, 12:16].mean(), purple_excess(enlarged)[12:16, 12:16].mean()
+    assert centre[0] < centre[1]
 
 
 @pytest.mark.skipif(not LISC.exists(), reason=f"needs LISC at {LISC}")

@@ -47,7 +47,7 @@ def test_images_are_cropped_and_resized_as_training_data_was(tmp_path):
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (363, 360, 3), dtype=np.uint8)  # PBC's odd size
     Image.fromarray(pixels).save(tmp_path / "cell.png")
-    batch = load_inputs([tmp_path / "cell.png"], recipe_from_card(CARD))
+    batch = load_inputs([tmp_path / "cell.png"], CARD)
     top, left = (363 - 200) // 2, (360 - 200) // 2
     square = Image.fromarray(pixels[top : top + 200, left : left + 200])
     expected = np.asarray(square.resize((28, 28), Image.Resampling.BICUBIC))
@@ -65,7 +65,7 @@ def test_bad_inputs_are_reported_and_skipped(tmp_path):
     Image.new("RGB", (64, 64), "red").save(good, format="JPEG")
     (folder / "truncated.jpg").write_bytes(good.getvalue()[:200])
     np.savez(tmp_path / "other.npz", x=np.zeros(3))
-    batch = load_inputs([folder, tmp_path / "missing.png", tmp_path / "other.npz"], recipe_from_card(CARD))
+    batch = load_inputs([folder, tmp_path / "missing.png", tmp_path / "other.npz"], CARD)
     assert sorted(n.rsplit("/", 1)[-1] for n in batch.names) == ["good.png", "gray16.png"]
     assert batch.images.shape == (2, 28, 28, 3) and batch.images.dtype == np.uint8
     reasons = dict(batch.skipped)
@@ -80,7 +80,7 @@ def test_npz_images_are_taken_as_they_are_and_checked_for_size(tmp_path):
     images = np.random.default_rng(1).integers(0, 256, (5, 28, 28, 3), dtype=np.uint8)
     small = images[:2, :8, :8]
     np.savez(tmp_path / "set.npz", test_images=images, test_labels=np.zeros((5, 1)), val_images=small)
-    batch = load_inputs([tmp_path / "set.npz"], recipe_from_card(CARD))
+    batch = load_inputs([tmp_path / "set.npz"], CARD)
     np.testing.assert_array_equal(batch.images, images)
     assert batch.names[0].endswith("set.npz:test[0]")
     assert "model needs (28, 28, 3)" in dict(batch.skipped)[f"{tmp_path / 'set.npz'}:val_images"]
