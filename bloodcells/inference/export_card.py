@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bloodcells.data.prepare import decode_side
+
 INTENDED_USE = (
     "Research and teaching: classifying single, centred white-blood-cell, erythroblast and platelet "
     "images from peripheral blood smears (May-Grunwald-Giemsa stain, PBC-style microscopy) into the "
@@ -27,9 +29,10 @@ def preprocessing_text(card: dict[str, Any]) -> str:
     decoding = card.get("decoding") or {}
     crop = decoding.get("crop")
     cut = f"a centred {crop} x {crop} px square" if crop else "the largest centred square"
+    side = decode_side(card, width)
     return (
         f"EXIF orientation applied, converted to 8-bit RGB; {cut} cut out (the largest centred square when "
-        f"the image is smaller); resized to {width} x {height} px with the "
+        f"the image is smaller); resized to {side} x {side} px with the "
         f"{decoding.get('resize_filter', 'bicubic')} filter;{transforms_text(card)} fed as uint8 (0-255): "
         "the model rescales itself."
         + ("" if decoding else " (decoding unknown: the data source recorded none)")
@@ -41,7 +44,10 @@ def transforms_text(card: dict[str, Any]) -> str:
     steps = []
     if card.get("cell_crop"):
         fill = card["cell_crop"]["fill"]
-        steps.append(f"a square cut around the stained cell (its box {fill:.0%} of the side), resized back")
+        side = card["input_shape"][0]
+        steps.append(
+            f"a square cut around the stained cell (its box {fill:.0%} of the side), resized to {side} x {side} px"
+        )
     method = (card.get("stain_normalization") or {}).get("method", "none")
     if method != "none":
         steps.append(f"{method.capitalize()} stain normalisation to the training set's target (in the card)")

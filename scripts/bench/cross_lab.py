@@ -43,6 +43,8 @@ STAIN_AUGMENT = {
 GENTLE_STAIN_AUGMENT = {
     **STAIN_AUGMENT, "augment.hed_jitter_strength": 0.15, "augment.color_jitter_strength": 0.05,
 }
+HUE = {"augment.hue": True, "augment.hue_shift": 0.2, "augment.saturation": True}
+COLOUR_AUGMENT = STAIN_AUGMENT | HUE
 CELL_CROP = {"preprocess.cell_crop": 0.65}  # PBC's median box share: near the identity on PBC
 MACENKO = {"preprocess.stain_normalization": "macenko"}
 REINHARD = {"preprocess.stain_normalization": "reinhard"}
@@ -57,6 +59,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "stain_augment": STAIN_AUGMENT,
     "cell_crop+stain_augment": CELL_CROP | STAIN_AUGMENT,
     "cell_crop+gentle_stain_augment": CELL_CROP | GENTLE_STAIN_AUGMENT,
+    "cell_crop+colour_augment": CELL_CROP | COLOUR_AUGMENT,
+    "cell_crop+colour_augment+grayscale": CELL_CROP | COLOUR_AUGMENT | {"augment.grayscale": True},
+    "colour_augment": COLOUR_AUGMENT,
+    "cell_crop+colour_augment@64": CELL_CROP | COLOUR_AUGMENT | AT_64,
     "cell_crop+macenko": CELL_CROP | MACENKO,
     "cell_crop+macenko+stain_augment": CELL_CROP | MACENKO | STAIN_AUGMENT,
     "cell_crop+macenko+stain_augment@64": CELL_CROP | MACENKO | STAIN_AUGMENT | AT_64,

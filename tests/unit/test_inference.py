@@ -154,7 +154,9 @@ def test_the_cards_preprocessing_names_the_transforms_after_decoding():
 
     plain = {"input_shape": [28, 28, 3], "decoding": {"crop": 200, "resize_filter": "bicubic"}}
     assert "stain" not in preprocessing_text(plain) and "stained cell" not in preprocessing_text(plain)
+    assert "resized to 28 x 28 px" in preprocessing_text(plain)
     record = {"cell_crop": {"fill": 0.65}, "stain_normalization": {"method": "macenko", "target": {}}}
     text = preprocessing_text(plain | record)
     assert "stained cell (its box 65% of the side)" in text and "Macenko stain normalisation" in text
+    assert "resized to 112 x 112 px" in text and "resized to 28 x 28 px" in text  # finer, then the cell cut
     assert text.index("bicubic") < text.index("stained cell") < text.index("Macenko")  # prepare's order
