@@ -45,9 +45,8 @@ def transforms_text(card: dict[str, Any]) -> str:
     if card.get("cell_crop"):
         fill = card["cell_crop"]["fill"]
         side = card["input_shape"][0]
-        steps.append(
-            f"a square cut around the stained cell (its box {fill:.0%} of the side), resized to {side} x {side} px"
-        )
+        box = f"its box {fill:.0%} of the side"
+        steps.append(f"a square cut around the stained cell ({box}), resized to {side} x {side} px")
     method = (card.get("stain_normalization") or {}).get("method", "none")
     if method != "none":
         steps.append(f"{method.capitalize()} stain normalisation to the training set's target (in the card)")
