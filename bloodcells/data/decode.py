@@ -94,7 +94,7 @@ def reduction(image: Image.Image, recipe: Recipe) -> int:
     if image.format != "JPEG":
         return 1
     side, largest = square_side(*image.size, recipe.crop), max(recipe.sizes)
-    return next(scale for scale in DRAFT_SCALES if side >= largest * scale)
+    return next((scale for scale in DRAFT_SCALES if side >= largest * scale), 1)  # 1: enlarged, full decode
 
 
 def decode_bytes(data: bytes, recipe: Recipe, reduce: bool = True) -> tuple[list[np.ndarray], bool]:

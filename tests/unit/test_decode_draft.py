@@ -53,6 +53,15 @@ def test_the_scale_stops_where_the_crop_would_no_longer_hold_the_largest_size():
     assert all(np.array_equal(a, b) for a, b in zip(full_size_only, unreduced, strict=True))
 
 
+def test_a_jpeg_smaller_than_the_size_asked_is_enlarged_not_refused():
+    data = smooth_jpeg(224, 224)  # another lab's crops, decoded finer than they are for the cell crop
+    recipe = Recipe((256,), crop=200, resize_filter="bicubic")
+    with Image.open(io.BytesIO(data)) as image:
+        assert reduction(image, recipe) == 1
+    (array,), small = decode_bytes(data, recipe)
+    assert array.shape == (256, 256, 3) and not small
+
+
 @pytest.mark.parametrize("orientation", [3, 6, 8])
 def test_exif_rotated_jpegs_cut_the_same_square_at_reduced_scale(orientation):
     data = smooth_jpeg(1600, 1000, orientation)
