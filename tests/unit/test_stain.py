@@ -1,4 +1,5 @@
-"""Stain levers: HED jitter and zoom layers, Reinhard normalisation, and the shifted test copy."""
+"""Stain levers: HED jitter, hue, saturation, greyscale and zoom layers, Reinhard normalisation, and
+the shifted test copy."""
 
 from __future__ import annotations
 
@@ -83,9 +84,35 @@ def test_zoom_scales_about_the_centre_in_and_out():
     np.testing.assert_array_equal(np.asarray(RandomZoom(0.5)(square, training=False)), square)
 
 
+def test_hue_saturation_and_greyscale_change_colour_in_training_only_and_within_their_ranges():
+    from skimage.color import rgb2hsv
+
+    images = stained(32).astype("float32") / 255
+    on = AUGMENT.model_copy(update={"hue": True, "hue_shift": 0.2, "saturation": True, "grayscale": True,
+                                    "grayscale_probability": 0.5})
+    layers = {layer.name: layer for layer in augmentation_layers(on, seed=1)}
+    hue, saturation, grey = (layers[f"augment_{name}"] for name in ("hue", "saturation", "grayscale"))
+    for layer in (hue, saturation, grey):
+        np.testing.assert_array_equal(np.asarray(layer(images, training=False)), images)
+    turned = rgb2hsv(np.asarray(hue(images, training=True)))[..., 0]
+    before = rgb2hsv(images)[..., 0]
+    stained_pixels = rgb2hsv(images)[..., 1] > 0.2  # hue is only defined where there is colour
+    shift = np.abs((turned - before + 0.5) % 1 - 0.5)[stained_pixels]
+    assert shift.max() <= 0.2 + 1e-3 and np.median(shift) > 0.02  # turned, never past the range
+    gains = rgb2hsv(np.asarray(saturation(images, training=True)))[..., 1][stained_pixels]
+    ratio = gains / rgb2hsv(images)[..., 1][stained_pixels]
+    assert ratio.min() >= 1 / 1.5 - 0.02 and ratio.max() <= 1.5 + 0.02 and ratio.std() > 0.02
+    out = np.asarray(grey(images, training=True))
+    flat = np.all(np.abs(out - out[..., :1]) < 1e-5, axis=(1, 2, 3))
+    assert 0 < flat.sum() < len(images)  # some images grey, the rest left in colour
+
+
 def test_switches_add_the_layers_and_the_model_saves_and_loads_them(tmp_path):
-    on = AUGMENT.model_copy(update={"zoom": True, "hed_jitter": True})
-    assert [layer.name for layer in augmentation_layers(on)][-2:] == ["augment_zoom", "augment_hed_jitter"]
+    on = AUGMENT.model_copy(
+        update={"zoom": True, "hed_jitter": True, "hue": True, "saturation": True, "grayscale": True}
+    )
+    names = ["zoom", "hed_jitter", "hue", "saturation", "grayscale"]
+    assert [layer.name for layer in augmentation_layers(on)][-5:] == [f"augment_{name}" for name in names]
     assert "augment_zoom" not in [layer.name for layer in augmentation_layers(AUGMENT)]  # off by default
     model = create_model("skip", (28, 28, 3), 8, on, {"width": 8, "dropout": 0.3, "stem_stride": 1})
     model.save(tmp_path / "m.keras")
