@@ -230,7 +230,7 @@ class RandomBlur(SeededAugmentation):
 NO_AUGMENT = AugmentParams(
     rot90=False, flip=False, crop_zoom=False, crop_min_area=0.9, color_jitter=False,
     color_jitter_strength=0.05, zoom=False, zoom_range=0.15, hed_jitter=False, hed_jitter_strength=0.05,
-    gamma=False, gamma_range=0.3, blur=False, blur_sigma=1.0, hue=False, hue_shift=0.1, saturation=False,
+    gamma=False, gamma_range=0.3, blur=False, blur_sigma=1.0, hue=False, hue_shift=0.2, saturation=False,
     saturation_range=0.5, grayscale=False, grayscale_probability=0.2,
 )
 

@@ -43,7 +43,7 @@ STAIN_AUGMENT = {
 GENTLE_STAIN_AUGMENT = {
     **STAIN_AUGMENT, "augment.hed_jitter_strength": 0.15, "augment.color_jitter_strength": 0.05,
 }
-HUE = {"augment.hue": True, "augment.hue_shift": 0.2, "augment.saturation": True}
+HUE = {"augment.hue": True, "augment.saturation": True}  # at params.yaml's hue_shift and saturation_range
 COLOUR_AUGMENT = STAIN_AUGMENT | HUE
 CELL_CROP = {"preprocess.cell_crop": 0.65}  # PBC's median box share: near the identity on PBC
 MACENKO = {"preprocess.stain_normalization": "macenko"}
