@@ -149,9 +149,13 @@ def test_data_parallel_training_on_two_logical_cpu_devices(project_repo):
 
 def test_the_pipeline_trains_and_evaluates_under_jax_data_parallel_on_two_cpu_devices(project_repo):
     """The GPU machine's path (Keras on JAX, no TensorFlow needed by the stages), on two CPU devices,
-    with every augmentation layer on (the stain and zoom layers are written in keras.ops for it)."""
+    with every augmentation layer on (ours are written in keras.ops for it; hue, saturation and
+    greyscale are Keras's own)."""
     pytest.importorskip("jax", reason="JAX is not installed: the JAX backend path is not tested")
-    augment = {f"augment.{name}": True for name in ("crop_zoom", "color_jitter", "zoom", "hed_jitter")}
+    switches = (
+        "crop_zoom", "color_jitter", "zoom", "hed_jitter", "gamma", "blur", "hue", "saturation", "grayscale"
+    )
+    augment = {f"augment.{name}": True for name in switches}
     set_params(project_repo, {"runtime.distribute": "data_parallel", "train.batch_size": 26, **augment})
     env = {**dvc_env(), "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     result = subprocess.run(
