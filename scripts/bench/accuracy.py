@@ -38,8 +38,9 @@ def named_metrics(names: set[str]) -> dict[str, dict]:
 
     shown = json.loads(dvc("exp", "show", "--all-commits", "--json"))
     return {
-        name: {path: entry["data"] for path, entry in (data.get("metrics") or {}).items()}
-        for name, data in experiment_rows(shown)
+        # a declared metrics file an experiment did not write (validate's) comes as an error, no data
+        name: {path: entry["data"] for path, entry in (data.get("metrics") or {}).items() if "data" in entry}
+        for name, _, data in experiment_rows(shown)
         if name in names
     }
 

@@ -69,6 +69,18 @@ def test_other_models_run_as_experiments_listed_by_exp_show(model_experiments):
         assert model_experiments.parameters[model] == create_model(model, (28, 28, 3), 8).count_params()
 
 
+def test_the_accuracy_benchmark_reads_each_named_experiments_metrics(model_experiments, monkeypatch):
+    """scripts/bench/accuracy.py's report: the metrics files of the experiments it ran, by name."""
+    from scripts.bench.accuracy import METRICS, TRAIN_METRICS, named_metrics
+
+    monkeypatch.chdir(model_experiments.repo)
+    rows = named_metrics({"zoo-baseline", "zoo-inception", "no-such-experiment"})
+    assert set(rows) == {"zoo-baseline", "zoo-inception"}
+    for name, metrics in rows.items():
+        assert 0 <= metrics[METRICS]["accuracy"] <= 1, name
+        assert metrics[TRAIN_METRICS]["epochs_run"] >= 1, name
+
+
 def test_exps_fits_the_experiments_in_120_columns_every_column_whole(model_experiments):
     """`bloodcells exps`: the params that differ and three headline metrics; `--all`, every column."""
     repo = model_experiments.repo
