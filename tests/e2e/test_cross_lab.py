@@ -119,12 +119,12 @@ def test_validate_replays_the_training_transforms(crop_stain_repo, synthetic_mir
     assert report["confusion"] == expected.tolist()
     assert sum(report["cell_crop_outcomes"].values()) == len(raw)
 
-    out = tmp_path / "files.csv"  # predict on the same files prepares them the same way
-    predicted = bloodcells("predict", str(crop_stain_repo / "models"), str(external), "-o", str(out), "-q")
-    assert predicted.returncode == 0, predicted.stderr
-    with out.open() as f:
-        rows = {int(Path(row["path"]).stem): row for row in csv.DictReader(f)}
-    probs = np.array([[float(rows[k][c]) for c in predictor.classes] for k in range(len(raw))])
+    # predict on the same files prepares them the same way (the library call `bloodcells predict` makes)
+    from bloodcells.inference.batch_predict import predict
+
+    rows = {int(Path(row["path"]).stem): row for row in predict(crop_stain_repo / "models", [str(external)],
+                                                                progress=False).rows}
+    probs = np.array([[rows[k][c] for c in predictor.classes] for k in range(len(raw))])
     np.testing.assert_allclose(probs, predictor.probabilities(prepared), atol=2e-6)
 
 
