@@ -70,7 +70,7 @@ def predict(
     report_skipped(batch)
     predictor = Predictor(model_dir)
     start = time.perf_counter()
-    images = batch.images
+    images = batch.images  # decoded and prepared by load_inputs
     if adapt:
         predictor.adapt(images)
     show_progress = progress and len(batch.names) > PROGRESS_AFTER

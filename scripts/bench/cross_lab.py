@@ -8,8 +8,10 @@ metrics with 95% bootstrap intervals), then (c) LISC again after label-free Batc
 (`validate --adapt`). McNemar's exact test pairs each variant with the first one on LISC's images.
 
     python -m scripts.bench cross-lab --epochs 8 [--variants baseline,cell_crop] [--out results.json]
+    python -m scripts.bench cross-lab --paired results.json more.json   # McNemar of every pair of rows
 
-Prints one Markdown table and the machine; nothing is asserted. LISC labels only score.
+Prints one Markdown table and the machine; nothing is asserted. LISC labels only score. `--paired`
+trains nothing: it pairs the per-image LISC outcomes that earlier runs wrote with `--out`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from scripts.bench.common import (
     PROJECT,
     machine_lines,
     markdown_table,
+    read_config,
     real_splits,
     recipe_params,
 )
@@ -62,7 +65,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "cell_crop+colour_augment": CELL_CROP | COLOUR_AUGMENT,
     "cell_crop+colour_augment+grayscale": CELL_CROP | COLOUR_AUGMENT | {"augment.grayscale": True},
     "colour_augment": COLOUR_AUGMENT,
-    "cell_crop+colour_augment@64": CELL_CROP | COLOUR_AUGMENT | AT_64,
+    "cell_crop+colour_augment@64": read_config(PROJECT / "configs" / "cross_lab.yaml"),  # the chosen recipe
     "cell_crop+macenko": CELL_CROP | MACENKO,
     "cell_crop+macenko+stain_augment": CELL_CROP | MACENKO | STAIN_AUGMENT,
     "cell_crop+macenko+stain_augment@64": CELL_CROP | MACENKO | STAIN_AUGMENT | AT_64,
@@ -163,25 +166,52 @@ def table(results: list[dict[str, Any]]) -> str:
     return markdown_table(header, rows)
 
 
+def paired_tables(files: list[Path]) -> str:
+    """McNemar's test on LISC between every two rows of `--out` files, and each row adapted against plain."""
+    from scripts.paired import mcnemar_exact
+
+    results = [result for path in files for result in json.loads(path.read_text())]
+    label = [f"{r['name']} ({r['epochs']} epochs)" for r in results]
+    correct = [np.asarray(r["lisc_correct"]) for r in results]
+    rows = []
+    for i in range(len(results)):
+        for j in range(i + 1, len(results)):
+            test = mcnemar_exact(correct[i], correct[j])
+            counts = [str(test["a_only"]), str(test["b_only"]), f"{test['p_value']:.2g}"]
+            rows.append([label[i], label[j], *counts])
+    for i, result in enumerate(results):
+        test = mcnemar_exact(np.asarray(result["lisc_adapted_correct"]), correct[i])
+        rows.append([f"{label[i]}, adapted", "the same, plain", str(test["a_only"]), str(test["b_only"]),
+                     f"{test['p_value']:.2g}"])
+    return markdown_table(["A", "B", "only A right", "only B right", "p"], rows)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument(
         "--variants", default=",".join(VARIANTS), help="comma-separated; the first is the reference"
     )
     parser.add_argument("--out", type=Path, help="also write every result (JSON) here, after each variant")
+    parser.add_argument("--paired", type=Path, nargs="+", help="pair the rows of --out files; no training")
 
 
 def check_arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     unknown = [name for name in args.variants.split(",") if name not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
+    missing = [str(path) for path in args.paired or [] if not path.is_file()]
+    if missing:
+        parser.error(f"--paired: no such file {', '.join(missing)} (write one with --out)")
     if args.epochs < 1:
         parser.error("--epochs must be 1 or more")
-    if not LISC.is_dir():
+    if not args.paired and not LISC.is_dir():
         parser.error(f"needs LISC at {LISC} (see ../shared/data/README.md)")
 
 
 def run(args: argparse.Namespace) -> None:
+    if args.paired:
+        print(paired_tables(args.paired))
+        return
     results = []
     with tempfile.TemporaryDirectory() as work:
         for name in args.variants.split(","):

@@ -5,6 +5,7 @@ report show it."""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -122,3 +123,21 @@ def test_the_pull_request_report_says_whether_the_change_is_chance(repo, monkeyp
     assert "p = <0.001, the base is better beyond chance." in worse
     assert "could be chance" in paired_section("HEAD")  # 1 more wrong: p = 1
     assert paired_section("HEAD~2") == "Paired test: none (HEAD~2 has no plots/evaluate/predictions.csv)."
+
+
+def test_the_cross_lab_benchmark_pairs_saved_runs_without_training(tmp_path, capsys):
+    from scripts.bench.__main__ import main as bench
+
+    def row(name: str, epochs: int, plain: list[bool], adapted: list[bool]) -> dict:
+        return {"name": name, "epochs": epochs, "lisc_correct": plain, "lisc_adapted_correct": adapted}
+
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps([row("crop", 8, [True] * 8 + [False] * 2, [True] * 10)]))
+    second.write_text(json.dumps([row("crop", 30, [False] * 8 + [True] * 2, [False] * 10)]))
+    bench(["cross-lab", "--paired", str(first), str(second)])
+    printed = capsys.readouterr().out
+    assert f"| crop (8 epochs) | crop (30 epochs) | 8 | 2 | {112 / 1024:.2g} |" in printed
+    assert "| crop (8 epochs), adapted | the same, plain | 2 | 0 |" in printed
+    with pytest.raises(SystemExit):
+        bench(["cross-lab", "--paired", str(tmp_path / "missing.json")])
+    assert "--paired: no such file" in capsys.readouterr().err
