@@ -134,7 +134,7 @@ def add_serve(commands) -> None:
     serve.set_defaults(run=serve_command)
 def validate_command(args: argparse.Namespace) -> None:
     """Score the trained model on an external labelled folder (params `external`, `evaluate`)."""
-    from bloodcells.core.params import load_params
+    from bloodcells.core.params import load_params, parse_class_mapping
     from bloodcells.core.paths import (
         ADAPTED_METRICS_DIR,
         ADAPTED_PLOTS_DIR,
@@ -142,10 +142,11 @@ def validate_command(args: argparse.Namespace) -> None:
         EXTERNAL_PLOTS_DIR,
     )
     from bloodcells.core.stage import StageError
-    from bloodcells.evaluation.external import parse_class_mapping, validate_external
+
+    classes = parse_class_mapping(args.classes) if args.classes else None  # a typo fails in a second
+    from bloodcells.evaluation.external import validate_external  # the model's imports (TensorFlow)
 
     try:
-        classes = parse_class_mapping(args.classes) if args.classes else None
         metrics = validate_external(load_params(), args.path, classes, args.adapt)
     except StageError as error:
         raise ValueError(str(error)) from None

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import pytest
 import yaml
+from filelock import FileLock
 
 from bloodcells.core.params import Params, apply_overrides, parse_params, read_yaml
 from tests.synthetic import write_mirror
@@ -128,10 +129,51 @@ def init_project_repo(repo: Path, mirror: Path, overrides: dict[str, Any] | None
     return repo
 
 
+# Collection order is the order xdist hands files to workers (`--no-loadscope-reorder`): the longest
+# first, so no worker is left with one at the end. The second needs no trained repo, so one worker
+# trains the shared one (below) while the other works.
+SLOWEST_FIRST = (
+    "e2e/test_train.py", "e2e/test_model_zoo.py", "e2e/test_pipeline_models.py", "e2e/test_cross_lab.py",
+    "e2e/test_evaluate_reports.py", "e2e/test_export.py", "e2e/test_experiments.py",
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.path.relative_to(PROJECT / "tests").as_posix()
+        return SLOWEST_FIRST.index(path) if path in SLOWEST_FIRST else len(SLOWEST_FIRST)
+
+    items.sort(key=rank)  # stable: the rest keep their order
+
+
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """The folder `name`, made by `build(folder)` once in the whole run: the first xdist worker to ask
+    builds it under a file lock, the others wait for it. It is read only; copy it to run `dvc` in it."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, above each worker's own
+    folder, built = root / "built_once" / name, root / "built_once" / f"{name}.done"
+    folder.parent.mkdir(exist_ok=True)
+    with FileLock(folder.parent / f"{name}.lock"):
+        if not built.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # left by a build that failed in another worker
+            folder.mkdir()
+            build(folder)
+            built.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def synthetic_mirror(tmp_path_factory) -> Path:
     """A local mirror with synthetic bloodmnist files at 28 and 64 px and an MD5SUMS file."""
-    return write_mirror(tmp_path_factory.mktemp("mirror"), [28, 64])
+    return built_once(tmp_path_factory, "mirror", lambda folder: write_mirror(folder, [28, 64]))
+
+
+@pytest.fixture(scope="session")
+def fresh_template(tmp_path_factory, synthetic_mirror) -> Path:
+    """A committed, never-reproduced project repo on the synthetic mirror (built once; tests copy it)."""
+    build = lambda folder: init_project_repo(folder / "repo", synthetic_mirror)  # noqa: E731
+    return built_once(tmp_path_factory, "fresh", build) / "repo"
 
 
 class Reproduced(NamedTuple):
@@ -141,21 +183,38 @@ class Reproduced(NamedTuple):
     output: str
 
 
+def reproduce_and_commit(source: Path, folder: Path, overrides: dict[str, Any], message: str) -> None:
+    """Copy the repo `source` to `folder`/repo, set `overrides`, `dvc repro` and commit; keep the output."""
+    repo = folder / "repo"
+    shutil.copytree(source, repo, symlinks=True)
+    if overrides:
+        set_params(repo, overrides)
+    (folder / "output.txt").write_text(run(repo, "dvc", "repro").stdout)
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", message)
+
+
+def own_copy(tmp_path_factory, shared: Path, name: str) -> Reproduced:
+    """This worker's copy of a repo built once, so that no two workers run `dvc` in the same repo."""
+    repo = tmp_path_factory.mktemp(name) / "repo"
+    shutil.copytree(shared / "repo", repo, symlinks=True)
+    return Reproduced(repo, (shared / "output.txt").read_text())
+
+
 @pytest.fixture(scope="session")
 def first_repro(tmp_path_factory, fresh_template) -> Reproduced:
-    """The session's one full `dvc repro` of a fresh project repo, committed; its output kept for tests."""
-    repo = tmp_path_factory.mktemp("base") / "repo"
-    shutil.copytree(fresh_template, repo, symlinks=True)
-    output = run(repo, "dvc", "repro").stdout
-    run(repo, "git", "add", "-A")
-    run(repo, "git", "commit", "-qm", "first run")
-    return Reproduced(repo, output)
+    """The run's one full `dvc repro` of a fresh project repo, committed; its output kept for tests."""
+
+    def build(folder: Path) -> None:
+        reproduce_and_commit(fresh_template, folder, {}, "first run")
+
+    return own_copy(tmp_path_factory, built_once(tmp_path_factory, "first_repro", build), "base")
 
 
 @pytest.fixture(scope="session")
 def reproduced_repo(first_repro) -> Path:
-    """A project repo on which `dvc repro` has run once and been committed (built once per session;
-    tests that change it take `project_repo`, a copy)."""
+    """A project repo on which `dvc repro` has run once and been committed (tests that change it take
+    `project_repo`, a copy)."""
     return first_repro.repo
 
 
@@ -163,13 +222,11 @@ def reproduced_repo(first_repro) -> Path:
 def second_commit(tmp_path_factory, reproduced_repo) -> Reproduced:
     """The reproduced repo plus a second commit that trains two epochs instead of one, and the output
     of the `dvc repro` that made it."""
-    repo = tmp_path_factory.mktemp("two_commits") / "repo"
-    shutil.copytree(reproduced_repo, repo, symlinks=True)
-    set_params(repo, {"train.epochs": 2})
-    output = run(repo, "dvc", "repro").stdout
-    run(repo, "git", "add", "-A")
-    run(repo, "git", "commit", "-qm", "two epochs")
-    return Reproduced(repo, output)
+
+    def build(folder: Path) -> None:
+        reproduce_and_commit(reproduced_repo, folder, {"train.epochs": 2}, "two epochs")
+
+    return own_copy(tmp_path_factory, built_once(tmp_path_factory, "second_commit", build), "two_commits")
 
 
 @pytest.fixture(scope="session")
@@ -184,12 +241,6 @@ def project_repo(tmp_path, reproduced_repo) -> Path:
     copy = tmp_path / "repo"
     shutil.copytree(reproduced_repo, copy, symlinks=True)
     return copy
-
-
-@pytest.fixture(scope="session")
-def fresh_template(tmp_path_factory, synthetic_mirror) -> Path:
-    """A committed, never-reproduced project repo on the synthetic mirror (built once; tests copy it)."""
-    return init_project_repo(tmp_path_factory.mktemp("fresh") / "repo", synthetic_mirror)
 
 
 @pytest.fixture

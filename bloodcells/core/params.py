@@ -295,6 +295,23 @@ def read_yaml(path: Path) -> Any:
 
 
 @cache
+def parse_class_mapping(text: str) -> dict[str, str]:
+    """`bloodcells validate --classes` (`external.classes` on the command line): a JSON/YAML mapping of
+    folder name to model class, inline or in a named file. Checked before the model is loaded."""
+    source = Path(text)
+    try:
+        value = yaml.safe_load(source.read_text() if source.is_file() else text)
+    except yaml.YAMLError as error:
+        reason = str(error).splitlines()[0]
+        raise ParamsError(f"--classes: neither a file nor a JSON/YAML mapping ({reason})") from None
+    pairs = value.items() if isinstance(value, dict) else []
+    if not pairs or not all(isinstance(k, str) and isinstance(v, str) for k, v in pairs):
+        raise ParamsError(
+            '--classes: expected a mapping of folder name to model class, e.g. \'{"eosi": "eosinophil"}\''
+        )
+    return value
+
+
 def load_params(path: Path = PARAMS_FILE) -> Params:
     """The whole params file, validated (read once per process)."""
     return parse_params(read_yaml(path), path)

@@ -54,24 +54,6 @@ HEADLINE = (
 )
 
 
-def parse_class_mapping(text: str) -> dict[str, str]:
-    """`--classes`: a JSON/YAML mapping of folder name to model class, inline or in a named file."""
-    import yaml
-
-    source = Path(text)
-    try:
-        value = yaml.safe_load(source.read_text() if source.is_file() else text)
-    except yaml.YAMLError as error:
-        reason = str(error).splitlines()[0]
-        raise StageError(f"--classes: neither a file nor a JSON/YAML mapping ({reason})") from None
-    pairs = value.items() if isinstance(value, dict) else []
-    if not pairs or not all(isinstance(k, str) and isinstance(v, str) for k, v in pairs):
-        raise StageError(
-            '--classes: expected a mapping of folder name to model class, e.g. \'{"eosi": "eosinophil"}\''
-        )
-    return value
-
-
 def class_mapping(
     found: list[str], mapping: dict[str, str] | None, model_classes: list[str]
 ) -> dict[str, str]:

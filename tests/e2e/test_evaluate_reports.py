@@ -161,14 +161,12 @@ def test_a_truncated_model_file_is_named_as_truncated_not_missing(project_repo):
     assert "File not found" not in line
 
 
-def test_a_model_holding_code_is_refused_in_one_line(project_repo, tmp_path):
-    script = (
-        "import keras\n"
-        "model = keras.Sequential([keras.Input((28, 28, 3)), keras.layers.Lambda(lambda x: x * 1.0),\n"
-        "    keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(8, activation='softmax')])\n"
-        "model.save('models/model.keras')\n"
-    )
-    run(project_repo, sys.executable, "-c", script)
+def test_a_model_holding_code_is_refused_in_one_line(project_repo):
+    import keras
+
+    layers = [keras.Input((28, 28, 3)), keras.layers.Lambda(lambda x: x * 1.0),
+              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(8, activation="softmax")]  # fmt: skip
+    keras.Sequential(layers).save(project_repo / "models/model.keras")
     line = one_line_failure(run(project_repo, *EVALUATE, check=False))
     assert "models/model.keras: refused: the file holds Python code (e.g. a Lambda layer)" in line, line
 
