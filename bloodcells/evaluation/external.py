@@ -43,10 +43,7 @@ from bloodcells.evaluation.calibration import calibration_bins
 from bloodcells.evaluation.metrics import classification_metrics, confusion
 from bloodcells.evaluation.uncertainty import bootstrap_intervals
 from bloodcells.evaluation.writers import draw_prediction_figures, save_figure, write_tables
-from bloodcells.model.batchnorm import adapt_batchnorm
 from bloodcells.model.card import input_side, read_card, recipe_from_card
-from bloodcells.model.load import load_model
-from bloodcells.model.tta import predict_probabilities
 
 PREDICT_BATCH = 256
 HEADLINE = (
@@ -117,6 +114,11 @@ def validate_external(
         )
     card = read_card(MODEL_DIR)
     data = load_external(user_path(folder), classes or settings.classes, card)
+    # Keras (and TensorFlow) load only now: a wrong path or mapping above fails in a second.
+    from bloodcells.model.batchnorm import adapt_batchnorm
+    from bloodcells.model.load import load_model
+    from bloodcells.model.tta import predict_probabilities
+
     model = load_model(require(MODEL_FILE, "train"))
     if adapt:
         adapt_batchnorm(model, data["images"], params.seed)

@@ -12,7 +12,14 @@ import yaml
 from pydantic import BaseModel
 
 from bloodcells.core import params as schema
-from bloodcells.core.params import ParamsError, apply_overrides, load_params, parse_params, read_yaml
+from bloodcells.core.params import (
+    ParamsError,
+    apply_overrides,
+    load_params,
+    parse_class_mapping,
+    parse_params,
+    read_yaml,
+)
 from tests.conftest import PROJECT, shipped_params
 
 GROUPS = [
@@ -198,3 +205,27 @@ def test_invalid_yaml_is_one_line_with_its_line_number(tmp_path):
 def test_a_missing_params_file_says_to_run_from_the_project_root(tmp_path):
     with pytest.raises(ParamsError, match="run from the project root"):
         read_yaml(Path(tmp_path / "params.yaml"))
+
+
+def test_a_class_mapping_is_read_inline_or_from_a_file(tmp_path):
+    named = tmp_path / "mapping.yaml"
+    named.write_text("eosi: eosinophil\nlymph: lymphocyte\n")
+    expected = {"eosi": "eosinophil", "lymph": "lymphocyte"}
+    assert parse_class_mapping(str(named)) == expected
+    assert parse_class_mapping('{"eosi": "eosinophil", "lymph": "lymphocyte"}') == expected
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('{"eosi": ', "--classes: neither a file nor a JSON/YAML mapping"),
+        ("[1, 2]", "--classes: expected a mapping of folder name to model class"),
+        ("{}", "--classes: expected a mapping"),
+        ('{"eosi": 3}', "--classes: expected a mapping"),
+        ("no-such-file.yaml", "--classes: expected a mapping"),  # a plain string: not a file, not a mapping
+    ],
+)
+def test_a_wrong_class_mapping_is_one_line(text, message):
+    with pytest.raises(ParamsError, match="^" + message) as error:
+        parse_class_mapping(text)
+    assert "\n" not in str(error.value)
