@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from tests.conftest import init_project_repo, ran_stages, run, set_params
+from tests.conftest import ran_stages, run, set_params
 from tests.unit.test_folder import JUNK, write_class_folder, write_image_folder
 
 pytestmark = pytest.mark.slow
 
 
-def test_dvc_repro_runs_the_whole_pipeline_on_an_image_folder(tmp_path, synthetic_mirror):
+def test_dvc_repro_runs_the_whole_pipeline_on_an_image_folder(tmp_path, new_repo):
     """Any size works for folder data (32 px is not a MedMNIST size); a changed image re-runs download."""
     images = write_image_folder(tmp_path / "images", {"basophil": 40, "eosinophil": 40, "ig": 40})
     (images / "ig" / ".DS_1.jpg").write_bytes(JUNK)
@@ -23,7 +23,7 @@ def test_dvc_repro_runs_the_whole_pipeline_on_an_image_folder(tmp_path, syntheti
         "data.sizes": [32],
         "train.size": 32,
     }
-    repo = init_project_repo(tmp_path / "repo", synthetic_mirror, overrides)
+    repo = new_repo(overrides)
     first = run(repo, "dvc", "repro")
     stages = ["download", "preprocess@32", "class_weights", "train", "evaluate", "export"]
     assert ran_stages(first.stdout) == stages
