@@ -294,7 +294,6 @@ def read_yaml(path: Path) -> Any:
         raise ParamsError(f"{path}:{where}: not valid YAML ({getattr(error, 'problem', error)})") from None
 
 
-@cache
 def parse_class_mapping(text: str) -> dict[str, str]:
     """`bloodcells validate --classes` (`external.classes` on the command line): a JSON/YAML mapping of
     folder name to model class, inline or in a named file. Checked before the model is loaded."""
@@ -312,6 +311,7 @@ def parse_class_mapping(text: str) -> dict[str, str]:
     return value
 
 
+@cache
 def load_params(path: Path = PARAMS_FILE) -> Params:
     """The whole params file, validated (read once per process)."""
     return parse_params(read_yaml(path), path)

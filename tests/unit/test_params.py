@@ -229,3 +229,7 @@ def test_a_wrong_class_mapping_is_one_line(text, message):
     with pytest.raises(ParamsError, match="^" + message) as error:
         parse_class_mapping(text)
     assert "\n" not in str(error.value)
+
+
+def test_the_params_file_is_read_once_per_process():
+    assert load_params(PROJECT / "params.yaml") is load_params(PROJECT / "params.yaml")
